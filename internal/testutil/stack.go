@@ -98,6 +98,13 @@ type stackBuilder struct {
 }
 
 func (b *stackBuilder) build() error {
+	if err := os.MkdirAll(b.root, 0o755); err != nil {
+		return err
+	}
+	// The root of a container's file system must be searchable by all.
+	if err := os.Chmod(b.root, 0o755); err != nil {
+		return err
+	}
 	for _, d := range []string{"usr/bin", "usr/sbin", "usr/lib", "usr/lib64", "proc", "dev", "sys", "tmp", "run", "etc", "home/" + StackUser, "root", "var/tmp", "mnt"} {
 		if err := os.MkdirAll(filepath.Join(b.root, d), 0o755); err != nil {
 			return err

@@ -1,0 +1,672 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moby/sys/user"
+	"golang.org/x/sys/unix"
+)
+
+// The agent is PID 1 of every container: the host program re-executed by
+// Manager.Create with the name agentName as argv[0]. Init dispatches to
+// agentMain. The Manager hands it, as inherited file descriptors:
+const (
+	fdConfig   = 3 // read end of a pipe carrying agentConfig as JSON
+	fdListener = 4 // the listening unix socket in the depot
+	fdReady    = 5 // write end of a pipe: "ok\n" or an error message
+	fdOOM      = 6 // the app cgroup's OOM counter file (or /dev/null)
+	fdAppCg    = 7 // the app cgroup's directory on v2 (or /dev/null)
+)
+
+// agentConfig is what the agent needs to set the container up.
+type agentConfig struct {
+	Handle       string      `json:"handle"`
+	Rootfs       string      `json:"rootfs"` // the overlay's mount point
+	Lower        string      `json:"lower"`
+	Upper        string      `json:"upper"`
+	Work         string      `json:"work"`
+	ProcessesDir string      `json:"processes_dir"`
+	Hostname     string      `json:"hostname"`
+	BindMounts   []BindMount `json:"bind_mounts,omitempty"`
+	Env          []string    `json:"env,omitempty"`
+	User         string      `json:"user,omitempty"`
+	OutputLimit  int64       `json:"output_limit"`
+	OOMFile      bool        `json:"oom_file,omitempty"`
+	DropMknod    bool        `json:"drop_mknod,omitempty"`
+	// The agent lives in the container's cgroup; its processes in the
+	// app cgroup below it, which holds the limits. On v1 the spawner
+	// thread moves itself there through these tasks files; on v2 every
+	// fork clones into the cgroup directory passed as fdAppCg.
+	AppTasks []string `json:"app_tasks,omitempty"`
+	AppCgFD  bool     `json:"app_cg_fd,omitempty"`
+}
+
+// agent is the state of a running agent.
+type agent struct {
+	cfg   agentConfig
+	procs *os.Root // the container's processes directory in the depot
+	oom   *os.File // nil when the host has no OOM counter
+
+	spawnMu   sync.Mutex   // serialises fork: rlimits and oom_score_adj are set on the agent around it
+	forks     chan forkReq // served by the spawner thread
+	protected bool         // the agent's oom_score_adj is -1000
+
+	mu      sync.Mutex
+	running map[int]*agentProcess // by pid
+	byID    map[string]*agentProcess
+	early   map[int]syscall.WaitStatus // reaped before their spawn registered them
+	stopped bool
+	changed chan struct{} // closed and replaced whenever a child is reaped
+}
+
+type agentProcess struct {
+	id      string
+	pid     int
+	oomBase uint64
+	exited  chan syscall.WaitStatus
+}
+
+const agentName = "paaskit-container-agent"
+
+// agentMain runs the agent; it never returns.
+func agentMain() {
+	ready := os.NewFile(fdReady, "ready")
+	a, err := agentSetup()
+	if err != nil {
+		fmt.Fprintf(ready, "%v\n", err)
+		os.Exit(1)
+	}
+	lf := os.NewFile(fdListener, "listener")
+	l, err := net.FileListener(lf)
+	if err != nil {
+		fmt.Fprintf(ready, "listener: %v\n", err)
+		os.Exit(1)
+	}
+	lf.Close() // FileListener made its own copy
+	go a.reap()
+	fmt.Fprintf(ready, "ok\n")
+	ready.Close()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				os.Exit(0)
+			}
+			continue
+		}
+		go a.serve(c)
+	}
+}
+
+func agentSetup() (*agent, error) {
+	for _, fd := range []int{fdConfig, fdListener, fdReady, fdOOM, fdAppCg} {
+		unix.CloseOnExec(fd)
+	}
+	var cfg agentConfig
+	cf := os.NewFile(fdConfig, "config")
+	if err := json.NewDecoder(cf).Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cf.Close()
+	// Container processes cannot signal their PID 1 to death: the signals
+	// that would end a Go program are caught and dropped. They are caught,
+	// not ignored, because ignored dispositions survive execve and the
+	// container's processes must start with default ones.
+	sink := make(chan os.Signal, 16)
+	signal.Notify(sink, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGTTIN, syscall.SIGTTOU)
+	go func() {
+		for range sink {
+		}
+	}()
+	a := &agent{
+		cfg:     cfg,
+		running: map[int]*agentProcess{},
+		byID:    map[string]*agentProcess{},
+		early:   map[int]syscall.WaitStatus{},
+		changed: make(chan struct{}),
+	}
+	if cfg.OOMFile {
+		a.oom = os.NewFile(fdOOM, "oom")
+	}
+	procs, err := os.OpenRoot(cfg.ProcessesDir)
+	if err != nil {
+		return nil, err
+	}
+	a.procs = procs
+	// Before the pivot: the spawner opens the app cgroup's files by path.
+	if err := a.restrict(); err != nil {
+		return nil, err
+	}
+	if err := setupRootfs(&cfg); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// restrict sets what every container process inherits from the agent:
+// default rlimits and (from the spawner thread) the bounding set and
+// no_new_privs, and an oom_score_adj that keeps the agent itself out of
+// the OOM killer's reach.
+func (a *agent) restrict() error {
+	if err := applyRLimits(DefaultRLimits()); err != nil {
+		return err
+	}
+	// Best effort: lowering oom_score_adj needs CAP_SYS_RESOURCE, which
+	// root lacks on some hosts. Without it the agent keeps the default
+	// score and, being small, is still unlikely to be the OOM killer's
+	// choice.
+	a.protected = os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0) == nil
+	a.forks = make(chan forkReq)
+	started := make(chan error)
+	go a.spawner(started)
+	return <-started
+}
+
+type forkReq struct {
+	prog  string
+	argv  []string
+	attr  *syscall.ProcAttr
+	reply chan forkResult
+}
+
+type forkResult struct {
+	pid int
+	err error
+}
+
+// spawner owns one OS thread, restricted once (capabilities and
+// no_new_privs are attributes of a thread), and forks every container
+// process from it, so that children inherit the restrictions.
+func (a *agent) spawner(started chan<- error) {
+	runtime.LockOSThread() // never unlocked: the thread dies with the agent
+	// Go starts new threads from a template thread, not from a locked
+	// one, so no other thread inherits this one's cgroups or limits.
+	tid := strconv.Itoa(unix.Gettid())
+	for _, f := range a.cfg.AppTasks {
+		if err := os.WriteFile(f, []byte(tid), 0); err != nil {
+			started <- fmt.Errorf("move spawner to the app cgroup: %w", err)
+			return
+		}
+	}
+	if err := dropBoundingSet(a.cfg.DropMknod); err != nil {
+		started <- err
+		return
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		started <- os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", err)
+		return
+	}
+	close(started)
+	for r := range a.forks {
+		if a.cfg.AppCgFD {
+			r.attr.Sys.UseCgroupFD = true
+			r.attr.Sys.CgroupFD = fdAppCg
+		}
+		pid, err := syscall.ForkExec(r.prog, r.argv, r.attr)
+		r.reply <- forkResult{pid, err}
+	}
+}
+
+func (a *agent) serve(c net.Conn) {
+	defer c.Close()
+	r := newMessageReader(c)
+	var req agentRequest
+	if err := readMessage(r, &req); err != nil {
+		writeMessage(c, agentResponse{Error: "bad request: " + err.Error(), Code: errCodeInvalid})
+		return
+	}
+	var resp agentResponse
+	var err error
+	switch req.Op {
+	case opPing:
+	case opRun:
+		var stdin *os.File
+		resp.PID, stdin, err = a.run(req.Process)
+		if err == nil && stdin != nil {
+			writeMessage(c, resp)
+			io.Copy(stdin, r) // the rest of the connection is stdin
+			stdin.Close()
+			return
+		}
+	case opSignal:
+		err = a.signal(req.ID, syscall.Signal(req.Signal))
+	case opStop:
+		a.stop(req.Kill, time.Duration(req.Grace))
+	case opList:
+		resp.Processes = a.list()
+	default:
+		err = fmt.Errorf("%w: unknown op %q", ErrInvalidSpec, req.Op)
+	}
+	if err != nil {
+		resp = agentResponse{Error: err.Error(), Code: codeOf(err)}
+	}
+	writeMessage(c, resp)
+}
+
+func (a *agent) list() []agentProcRef {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]agentProcRef, 0, len(a.byID))
+	for id, p := range a.byID {
+		out = append(out, agentProcRef{ID: id, PID: p.pid})
+	}
+	return out
+}
+
+func (a *agent) signal(id string, sig syscall.Signal) error {
+	a.mu.Lock()
+	p, ok := a.byID[id]
+	a.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: no running process %q", ErrNotFound, id)
+	}
+	if err := unix.Kill(p.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// stop refuses new processes, sends TERM to every process of the
+// container (unless kill), waits up to grace for them to exit, then KILLs
+// what is left and waits until only the agent remains.
+func (a *agent) stop(kill bool, grace time.Duration) {
+	a.mu.Lock()
+	a.stopped = true
+	a.mu.Unlock()
+	if !kill {
+		unix.Kill(-1, unix.SIGTERM)
+		deadline := time.NewTimer(grace)
+		defer deadline.Stop()
+		for !a.empty() {
+			a.mu.Lock()
+			changed := a.changed
+			a.mu.Unlock()
+			select {
+			case <-changed:
+			case <-deadline.C:
+				goto killAll
+			}
+		}
+		return
+	}
+killAll:
+	for !a.empty() {
+		a.mu.Lock()
+		changed := a.changed
+		a.mu.Unlock()
+		unix.Kill(-1, unix.SIGKILL)
+		select {
+		case <-changed:
+		case <-time.After(100 * time.Millisecond): // a process forked after the kill
+		}
+	}
+}
+
+// empty reports whether the agent is the only process of its namespace.
+func (a *agent) empty() bool {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && pid != 1 {
+			// Zombies still listed count as gone once reaped; a reaped
+			// pid disappears from /proc, so just count live entries.
+			return false
+		}
+	}
+	return true
+}
+
+// reap waits for every child (spawned processes and orphans reparented to
+// PID 1) and hands the statuses of spawned ones to their watchers.
+func (a *agent) reap() {
+	sig := make(chan os.Signal, 64)
+	signal.Notify(sig, syscall.SIGCHLD)
+	for range sig {
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			if err != nil || pid <= 0 {
+				break
+			}
+			a.mu.Lock()
+			if p, ok := a.running[pid]; ok {
+				delete(a.running, pid)
+				p.exited <- ws
+			} else {
+				a.early[pid] = ws
+			}
+			a.mu.Unlock()
+		}
+		a.mu.Lock()
+		close(a.changed)
+		a.changed = make(chan struct{})
+		a.mu.Unlock()
+	}
+}
+
+func (a *agent) oomCount() uint64 {
+	if a.oom == nil {
+		return 0
+	}
+	n, _ := readOOMKill(a.oom)
+	return n
+}
+
+// readOOMKill reads the "oom_kill N" line of a cgroup's memory.oom_control
+// (v1) or memory.events (v2) from an open file.
+func readOOMKill(f *os.File) (uint64, error) {
+	buf := make([]byte, 4096)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(buf[:n]), "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, nil
+}
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// run starts a process. Its output goes through pipes to files in the
+// process's directory; its exit status is written there when it exits,
+// after its output has been drained.
+func (a *agent) run(ps *agentProc) (int, *os.File, error) {
+	if ps == nil {
+		return 0, nil, fmt.Errorf("%w: run without a process", ErrInvalidSpec)
+	}
+	a.mu.Lock()
+	stopped := a.stopped
+	a.mu.Unlock()
+	if stopped {
+		return 0, nil, ErrStopped
+	}
+	u := ps.User
+	if u == "" {
+		u = a.cfg.User
+	}
+	if u == "" {
+		u = "root"
+	}
+	eu, err := user.GetExecUserPath(u, &user.ExecUser{Home: "/"}, "/etc/passwd", "/etc/group")
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: user %q: %v", ErrInvalidSpec, u, err)
+	}
+	env := mergeEnv([]string{"PATH=" + defaultPath, "HOME=" + eu.Home, "USER=" + u}, a.cfg.Env, ps.Env)
+	prog, err := lookPathIn(ps.Path, envValue(env, "PATH"))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	dir := ps.Dir
+	if dir == "" {
+		dir = eu.Home
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			dir = "/"
+		}
+	}
+	if err := a.procs.Mkdir(ps.ID, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return 0, nil, fmt.Errorf("%w: process %q", ErrAlreadyExists, ps.ID)
+		}
+		return 0, nil, err
+	}
+	stdout, err := a.procs.OpenFile(ps.ID+"/stdout", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, nil, err
+	}
+	stderr, err := a.procs.OpenFile(ps.ID+"/stderr", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		stdout.Close()
+		return 0, nil, err
+	}
+	files, parentEnds, childEnds, err := childPipes(ps.Stdin)
+	if err != nil {
+		stdout.Close()
+		stderr.Close()
+		return 0, nil, err
+	}
+	groups := make([]uint32, len(eu.Sgids))
+	for i, g := range eu.Sgids {
+		groups[i] = uint32(g)
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   dir,
+		Env:   env,
+		Files: files,
+		Sys: &syscall.SysProcAttr{
+			Setsid:     true,
+			Credential: &syscall.Credential{Uid: uint32(eu.Uid), Gid: uint32(eu.Gid), Groups: groups},
+		},
+	}
+	p := &agentProcess{id: ps.ID, exited: make(chan syscall.WaitStatus, 1), oomBase: a.oomCount()}
+	pid, err := a.fork(prog, append([]string{ps.Path}, ps.Args...), attr, ps.Limits)
+	for _, f := range childEnds {
+		f.Close()
+	}
+	if err != nil {
+		for _, f := range parentEnds {
+			if f != nil {
+				f.Close()
+			}
+		}
+		stdout.Close()
+		stderr.Close()
+		a.procs.RemoveAll(ps.ID)
+		return 0, nil, fmt.Errorf("%w: start %s: %v", ErrInvalidSpec, ps.Path, err)
+	}
+	p.pid = pid
+	a.mu.Lock()
+	a.byID[ps.ID] = p
+	if ws, ok := a.early[pid]; ok {
+		delete(a.early, pid)
+		p.exited <- ws
+	} else {
+		a.running[pid] = p
+	}
+	a.mu.Unlock()
+	go a.watch(p, parentEnds[1], parentEnds[2], stdout, stderr)
+	return pid, parentEnds[0], nil
+}
+
+// childPipes makes the child's stdin (/dev/null or a pipe), stdout and
+// stderr pipes. files are the child's fds; parentEnds[0] is the stdin
+// writer (nil without stdin), [1] and [2] the output readers.
+func childPipes(withStdin bool) (files []uintptr, parentEnds, childEnds []*os.File, err error) {
+	defer func() {
+		if err != nil {
+			for _, f := range append(parentEnds, childEnds...) {
+				if f != nil {
+					f.Close()
+				}
+			}
+		}
+	}()
+	parentEnds = make([]*os.File, 3)
+	var in *os.File
+	if withStdin {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, parentEnds, childEnds, err
+		}
+		in, parentEnds[0] = r, w
+	} else {
+		in, err = os.Open("/dev/null")
+		if err != nil {
+			return nil, parentEnds, childEnds, err
+		}
+	}
+	childEnds = append(childEnds, in)
+	for i := 1; i <= 2; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, parentEnds, childEnds, err
+		}
+		parentEnds[i] = r
+		childEnds = append(childEnds, w)
+	}
+	for _, f := range childEnds {
+		files = append(files, f.Fd())
+	}
+	return files, parentEnds, childEnds, nil
+}
+
+// fork starts the process with the rlimits and oom_score_adj it must
+// inherit, set on the agent for the duration of the fork.
+func (a *agent) fork(prog string, argv []string, attr *syscall.ProcAttr, limits RLimits) (int, error) {
+	a.spawnMu.Lock()
+	defer a.spawnMu.Unlock()
+	restore, err := overrideRLimits(limits)
+	if err != nil {
+		return 0, err
+	}
+	defer restore()
+	if a.protected {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0); err != nil {
+			return 0, err
+		}
+		defer os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0)
+	}
+	reply := make(chan forkResult, 1)
+	a.forks <- forkReq{prog, argv, attr, reply}
+	r := <-reply
+	return r.pid, r.err
+}
+
+// watch copies the process's output to its files, waits for it to exit
+// and writes its exit status after the output (bounded: a background
+// child that keeps the pipes open does not hold the status back).
+func (a *agent) watch(p *agentProcess, outR, errR, outF, errF *os.File) {
+	limit := a.cfg.OutputLimit
+	var dropped [2]int64
+	var wg sync.WaitGroup
+	drained := make(chan struct{})
+	for i, pair := range [][2]*os.File{{outR, outF}, {errR, errF}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dropped[i] = copyCapped(pair[1], pair[0], limit)
+			pair[0].Close()
+			pair[1].Close()
+		}()
+	}
+	go func() { wg.Wait(); close(drained) }()
+	ws := <-p.exited
+	select {
+	case <-drained:
+	case <-time.After(200 * time.Millisecond):
+	}
+	st := ExitStatus{Code: ws.ExitStatus(), ExitedAt: time.Now().UTC()}
+	if ws.Signaled() {
+		st.Signal = int(ws.Signal())
+		st.Code = 128 + st.Signal
+		st.OOMKilled = ws.Signal() == syscall.SIGKILL && a.oomCount() > p.oomBase
+	}
+	select {
+	case <-drained:
+		st.StdoutDropped, st.StderrDropped = dropped[0], dropped[1]
+	default:
+	}
+	b, _ := json.Marshal(st)
+	tmp := p.id + "/exit.json.tmp"
+	if err := a.procs.WriteFile(tmp, b, 0o600); err == nil {
+		a.procs.Rename(tmp, p.id+"/"+exitFile)
+	}
+	a.mu.Lock()
+	delete(a.byID, p.id)
+	a.mu.Unlock()
+}
+
+// copyCapped copies r to w until EOF, keeping at most limit bytes (no cap
+// when limit <= 0); past the cap it writes a marker once and counts what
+// it drops.
+func copyCapped(w io.Writer, r io.Reader, limit int64) (dropped int64) {
+	buf := make([]byte, 32<<10)
+	var written int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			if limit > 0 && written+int64(n) > limit {
+				keep := max(limit-written, 0)
+				if keep > 0 {
+					w.Write(chunk[:keep])
+					written += keep
+				}
+				if dropped == 0 {
+					fmt.Fprintf(w, "\n[paaskit: output limit of %d bytes reached; the rest is dropped]\n", limit)
+				}
+				dropped += int64(n) - keep
+			} else {
+				w.Write(chunk)
+				written += int64(n)
+			}
+		}
+		if err != nil {
+			return dropped
+		}
+	}
+}
+
+func mergeEnv(lists ...[]string) []string {
+	idx := map[string]int{}
+	var out []string
+	for _, l := range lists {
+		for _, kv := range l {
+			k, _, _ := strings.Cut(kv, "=")
+			if i, ok := idx[k]; ok {
+				out[i] = kv
+				continue
+			}
+			idx[k] = len(out)
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// lookPathIn resolves prog inside the container (the agent's root is the
+// container's root, so no host path is ever consulted).
+func lookPathIn(prog, pathEnv string) (string, error) {
+	if strings.Contains(prog, "/") {
+		return prog, nil
+	}
+	for _, d := range strings.Split(pathEnv, ":") {
+		if d == "" || !path.IsAbs(d) {
+			continue
+		}
+		p := path.Join(d, prog)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in PATH %s", prog, pathEnv)
+}

@@ -1,0 +1,84 @@
+package container
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Option configures a Manager. Options only set fields; New validates.
+type Option func(*options)
+
+type options struct {
+	logger       *slog.Logger
+	cgroupParent string
+	outputLimit  int64
+	stopTimeout  time.Duration
+	onEvent      func(Event)
+}
+
+// Defaults of the options.
+const (
+	DefaultCgroupParent = "/paaskit"
+	DefaultOutputLimit  = 16 << 20
+	DefaultStopTimeout  = 10 * time.Second
+)
+
+func defaultOptions() options {
+	return options{
+		cgroupParent: DefaultCgroupParent,
+		outputLimit:  DefaultOutputLimit,
+		stopTimeout:  DefaultStopTimeout,
+	}
+}
+
+// WithLogger sets the logger; nil (the default) logs nothing.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithCgroupParent sets the cgroup under which containers' cgroups are
+// made (default DefaultCgroupParent), as an absolute cgroup path.
+func WithCgroupParent(p string) Option { return func(o *options) { o.cgroupParent = p } }
+
+// WithOutputLimit caps what is kept of each process's stdout and of its
+// stderr, in bytes (default DefaultOutputLimit; 0 or less: no cap). Past
+// the cap a marker line is written once and the rest is counted and
+// dropped (ExitStatus.StdoutDropped).
+func WithOutputLimit(n int64) Option { return func(o *options) { o.outputLimit = n } }
+
+// WithStopTimeout sets how long Stop waits after SIGTERM before it sends
+// SIGKILL (default DefaultStopTimeout).
+func WithStopTimeout(d time.Duration) Option { return func(o *options) { o.stopTimeout = d } }
+
+// WithEventHandler sets a function told of every Event. It is called on
+// one goroutine, in order, outside the Manager's locks; a slow handler
+// delays later events but nothing else.
+func WithEventHandler(f func(Event)) Option { return func(o *options) { o.onEvent = f } }
+
+// EventType says what happened to a container.
+type EventType int
+
+// The event types.
+const (
+	// EventOutOfMemory: a process of the container was killed by the OOM
+	// killer. Info().Events then has "out of memory".
+	EventOutOfMemory EventType = iota + 1
+	// EventGraceExpired: the container saw no activity for its grace
+	// time and the Manager destroyed it.
+	EventGraceExpired
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventOutOfMemory:
+		return "out of memory"
+	case EventGraceExpired:
+		return "grace time expired"
+	}
+	return "unknown"
+}
+
+// Event is something that happened to a container.
+type Event struct {
+	Handle string
+	Type   EventType
+	Time   time.Time
+}

@@ -1,0 +1,331 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/sys/capability"
+	"golang.org/x/sys/unix"
+)
+
+// maskedPaths are hidden from containers (Docker's list): files get
+// /dev/null bound over them, directories an empty read-only tmpfs.
+var maskedPaths = []string{
+	"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+	"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+	"/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+}
+
+// readonlyPaths are bound read-only over themselves (Docker's list).
+var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+
+type device struct {
+	name         string
+	major, minor uint32
+}
+
+var devices = []device{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}}
+
+func mount(source, target, fstype string, flags uintptr, data string) error {
+	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+		return &os.PathError{Op: "mount " + fstype + " " + source, Path: target, Err: err}
+	}
+	return nil
+}
+
+// setupRootfs runs in the agent, in its new mount namespace: it mounts the
+// overlay, bind mounts, /proc, /sys and /dev, masks paths, sets the host
+// name and pivots into the new root.
+func setupRootfs(cfg *agentConfig) error {
+	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return err
+	}
+	root := cfg.Rootfs
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", cfg.Lower, cfg.Upper, cfg.Work)
+	if err := mount("overlay", root, "overlay", 0, opts); err != nil {
+		return err
+	}
+	for i, m := range cfg.BindMounts {
+		if err := bindMount(root, m); err != nil {
+			return fmt.Errorf("bind mount %d (%s): %w", i, m.DstPath, err)
+		}
+	}
+	if err := mountSpecial(root); err != nil {
+		return err
+	}
+	if err := maskPaths(root); err != nil {
+		return err
+	}
+	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+		return os.NewSyscallError("sethostname", err)
+	}
+	return pivotRoot(root)
+}
+
+func bindMount(root string, m BindMount) error {
+	fi, err := os.Stat(m.SrcPath)
+	if err != nil {
+		return err
+	}
+	dst, err := securejoin.SecureJoin(root, m.DstPath)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		err = os.MkdirAll(dst, 0o755)
+	} else if err = os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
+		var f *os.File
+		if f, err = os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := mount(m.SrcPath, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	if m.ReadOnly {
+		return mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_REC, "")
+	}
+	return nil
+}
+
+func mountSpecial(root string) error {
+	j := func(p string) string { return filepath.Join(root, p) }
+	for _, d := range []string{"proc", "sys", "dev"} {
+		if err := os.MkdirAll(j(d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := mount("proc", j("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return err
+	}
+	if err := mount("sysfs", j("sys"), "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY, ""); err != nil {
+		return err
+	}
+	if err := mount("tmpfs", j("dev"), "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+		return err
+	}
+	for _, d := range devices {
+		p := j("dev/" + d.name)
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+			return &os.PathError{Op: "mknod", Path: p, Err: err}
+		}
+		if err := os.Chmod(p, 0o666); err != nil { // mknod is subject to umask
+			return err
+		}
+	}
+	for _, d := range []string{"pts", "shm", "mqueue"} {
+		if err := os.Mkdir(j("dev/"+d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := mount("devpts", j("dev/pts"), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return err
+	}
+	if err := mount("shm", j("dev/shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+		return err
+	}
+	if err := mount("mqueue", j("dev/mqueue"), "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return err
+	}
+	links := [][2]string{{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}}
+	for _, l := range links {
+		if err := os.Symlink(l[0], j("dev/"+l[1])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func maskPaths(root string) error {
+	null := filepath.Join(root, "dev/null")
+	for _, p := range maskedPaths {
+		target := filepath.Join(root, p)
+		fi, err := os.Stat(target)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			err = mount("tmpfs", target, "tmpfs", unix.MS_RDONLY, "size=0")
+		} else {
+			err = mount(null, target, "", unix.MS_BIND, "")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, p := range readonlyPaths {
+		target := filepath.Join(root, p)
+		if _, err := os.Stat(target); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := mount(target, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		if err := mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_REC|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pivotRoot makes root the root of the mount namespace and detaches the
+// old one, with the pivot_root(".", ".") idiom that needs no directory
+// for the old root.
+func pivotRoot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return &os.PathError{Op: "chdir", Path: root, Err: err}
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return &os.PathError{Op: "pivot_root", Path: root, Err: err}
+	}
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return os.NewSyscallError("mount(old root, MS_SLAVE)", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return os.NewSyscallError("umount(old root)", err)
+	}
+	return unix.Chdir("/")
+}
+
+// defaultCaps is Docker's default capability set for root in a container.
+var defaultCaps = []capability.Cap{
+	capability.CAP_CHOWN, capability.CAP_DAC_OVERRIDE, capability.CAP_FSETID,
+	capability.CAP_FOWNER, capability.CAP_MKNOD, capability.CAP_NET_RAW,
+	capability.CAP_SETGID, capability.CAP_SETUID, capability.CAP_SETFCAP,
+	capability.CAP_SETPCAP, capability.CAP_NET_BIND_SERVICE, capability.CAP_SYS_CHROOT,
+	capability.CAP_KILL, capability.CAP_AUDIT_WRITE,
+}
+
+// dropBoundingSet leaves the calling thread's bounding set at defaultCaps
+// (less CAP_MKNOD when dropMknod) and clears its inheritable and ambient
+// sets, keeping its effective set. Capabilities are per thread: the agent
+// calls it on the locked thread that forks every container process, so
+// root processes get exactly the bounding set and processes of other users
+// get no capability, while the agent's other threads keep what they need.
+func dropBoundingSet(dropMknod bool) error {
+	keep := map[capability.Cap]bool{}
+	for _, c := range defaultCaps {
+		keep[c] = !(dropMknod && c == capability.CAP_MKNOD)
+	}
+	last, err := capability.LastCap()
+	if err != nil {
+		return err
+	}
+	for c := capability.Cap(0); c <= last; c++ {
+		if keep[c] {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return os.NewSyscallError(fmt.Sprintf("prctl(PR_CAPBSET_DROP, %s)", c), err)
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return os.NewSyscallError("capget", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return os.NewSyscallError("capset", err)
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return os.NewSyscallError("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", err)
+	}
+	return nil
+}
+
+var rlimitResources = []struct {
+	res int
+	get func(*RLimits) **uint64
+}{
+	{unix.RLIMIT_AS, func(l *RLimits) **uint64 { return &l.AS }},
+	{unix.RLIMIT_CORE, func(l *RLimits) **uint64 { return &l.Core }},
+	{unix.RLIMIT_CPU, func(l *RLimits) **uint64 { return &l.CPU }},
+	{unix.RLIMIT_DATA, func(l *RLimits) **uint64 { return &l.Data }},
+	{unix.RLIMIT_FSIZE, func(l *RLimits) **uint64 { return &l.Fsize }},
+	{unix.RLIMIT_LOCKS, func(l *RLimits) **uint64 { return &l.Locks }},
+	{unix.RLIMIT_MEMLOCK, func(l *RLimits) **uint64 { return &l.Memlock }},
+	{unix.RLIMIT_MSGQUEUE, func(l *RLimits) **uint64 { return &l.Msgqueue }},
+	{unix.RLIMIT_NICE, func(l *RLimits) **uint64 { return &l.Nice }},
+	{unix.RLIMIT_NOFILE, func(l *RLimits) **uint64 { return &l.Nofile }},
+	{unix.RLIMIT_NPROC, func(l *RLimits) **uint64 { return &l.Nproc }},
+	{unix.RLIMIT_RSS, func(l *RLimits) **uint64 { return &l.RSS }},
+	{unix.RLIMIT_RTPRIO, func(l *RLimits) **uint64 { return &l.Rtprio }},
+	{unix.RLIMIT_SIGPENDING, func(l *RLimits) **uint64 { return &l.Sigpending }},
+	{unix.RLIMIT_STACK, func(l *RLimits) **uint64 { return &l.Stack }},
+}
+
+// applyRLimits sets the agent's own soft and hard limits, which every
+// process it starts inherits. A limit above the current hard limit is
+// lowered to it: raising a hard limit needs CAP_SYS_RESOURCE, which root
+// lacks on some hosts.
+func applyRLimits(l RLimits) error {
+	for _, r := range rlimitResources {
+		v := *r.get(&l)
+		if v == nil {
+			continue
+		}
+		var old syscall.Rlimit
+		if err := syscall.Getrlimit(r.res, &old); err != nil {
+			return os.NewSyscallError("getrlimit", err)
+		}
+		lim := min(*v, old.Max)
+		if err := syscall.Setrlimit(r.res, &syscall.Rlimit{Cur: lim, Max: lim}); err != nil {
+			return os.NewSyscallError("setrlimit", err)
+		}
+	}
+	return nil
+}
+
+// overrideRLimits sets the soft limits of l on the agent for the next fork
+// and returns a function that restores them. Only soft limits change: the
+// agent could not raise a hard limit back without CAP_SYS_RESOURCE. A
+// value above the hard limit is refused.
+func overrideRLimits(l RLimits) (restore func(), err error) {
+	var saved []func()
+	restore = func() {
+		for _, f := range saved {
+			f()
+		}
+	}
+	for _, r := range rlimitResources {
+		v := *r.get(&l)
+		if v == nil {
+			continue
+		}
+		var old syscall.Rlimit
+		if err := syscall.Getrlimit(r.res, &old); err != nil {
+			restore()
+			return nil, os.NewSyscallError("getrlimit", err)
+		}
+		if *v > old.Max {
+			restore()
+			return nil, fmt.Errorf("%w: rlimit %s = %d is above the container's hard limit %d", ErrInvalidSpec, rlimitNames[r.res], *v, old.Max)
+		}
+		if err := syscall.Setrlimit(r.res, &syscall.Rlimit{Cur: *v, Max: old.Max}); err != nil {
+			restore()
+			return nil, os.NewSyscallError("setrlimit", err)
+		}
+		res := r.res
+		saved = append(saved, func() { syscall.Setrlimit(res, &old) })
+	}
+	return restore, nil
+}
+
+var rlimitNames = map[int]string{
+	unix.RLIMIT_AS: "as", unix.RLIMIT_CORE: "core", unix.RLIMIT_CPU: "cpu", unix.RLIMIT_DATA: "data",
+	unix.RLIMIT_FSIZE: "fsize", unix.RLIMIT_LOCKS: "locks", unix.RLIMIT_MEMLOCK: "memlock",
+	unix.RLIMIT_MSGQUEUE: "msgqueue", unix.RLIMIT_NICE: "nice", unix.RLIMIT_NOFILE: "nofile",
+	unix.RLIMIT_NPROC: "nproc", unix.RLIMIT_RSS: "rss", unix.RLIMIT_RTPRIO: "rtprio",
+	unix.RLIMIT_SIGPENDING: "sigpending", unix.RLIMIT_STACK: "stack",
+}

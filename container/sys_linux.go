@@ -1,0 +1,403 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moby/sys/reexec"
+	"github.com/paaskit/paaskit/container/internal/cgroups"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	reexec.Register(agentName, agentMain)
+}
+
+// Init must be called first thing in main (and in TestMain) of every
+// program that uses a Manager: when the program was re-executed as a
+// container's agent, Init runs the agent and never returns. Otherwise it
+// returns false at once.
+func Init() bool {
+	return reexec.Init()
+}
+
+func supported() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("container: needs root (effective uid 0), running as uid %d: %w", os.Geteuid(), os.ErrPermission)
+	}
+	if cgroups.DetectMode() == cgroups.Unavailable {
+		return fmt.Errorf("container: no cgroup hierarchy found: %w", errors.ErrUnsupported)
+	}
+	return nil
+}
+
+// start makes the container's directories and cgroup, starts its agent and
+// waits until the agent runs in its new root.
+func (c *Container) start(ctx context.Context) error {
+	for _, d := range []string{"rootfs", "upper", "work", "processes"} {
+		if err := os.Mkdir(filepath.Join(c.dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	// The overlay's root takes the upper directory's mode: the
+	// container's users must be able to search it.
+	for _, d := range []string{"rootfs", "upper"} {
+		if err := os.Chmod(filepath.Join(c.dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	// The agent's cgroup holds no limits; the app cgroup below it, where
+	// every process of the container starts, holds them. So the agent's
+	// threads do not count against the container's pids limit, its
+	// memory not against its memory limit, and the OOM killer never
+	// picks it.
+	agentCg, err := cgroups.New(c.state.CgroupPath, cgroups.Resources{})
+	if err != nil {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	cg, err := cgroups.New(appCgroup(c.state.CgroupPath), cgroupResources(c.state.Spec.Limits))
+	if err != nil {
+		return fmt.Errorf("cgroup: %w", errors.Join(err, agentCg.Delete()))
+	}
+	c.cg = cg
+
+	l, err := listenUnix(c.socketPath())
+	if err != nil {
+		return fmt.Errorf("agent socket: %w", err)
+	}
+	lf, err := l.File()
+	l.Close() // the agent owns the socket from now on
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer cfgR.Close()
+	defer cfgW.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer readyR.Close()
+	defer readyW.Close()
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	defer devNull.Close()
+	oomFile, err := os.Open(cg.OOMCounterFile())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	hasOOM := oomFile != nil
+	if hasOOM {
+		defer oomFile.Close()
+	} else {
+		oomFile = devNull
+	}
+	appFD, err := cg.CgroupFD()
+	hasAppFD := err == nil
+	if hasAppFD {
+		defer appFD.Close()
+	} else if errors.Is(err, errors.ErrUnsupported) {
+		appFD = devNull
+	} else {
+		return err
+	}
+	extra := []*os.File{cfgR, lf, readyW, oomFile, appFD}
+	logf, err := os.OpenFile(filepath.Join(c.dir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := &exec.Cmd{
+		Path:       self,
+		Args:       []string{agentName, c.handle},
+		Env:        []string{"GOGC=50", "GOMAXPROCS=1"},
+		Stdout:     logf,
+		Stderr:     logf,
+		ExtraFiles: extra,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setsid:     true,
+			Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET,
+		},
+	}
+	if fd, err := agentCg.CgroupFD(); err == nil {
+		defer fd.Close()
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(fd.Fd())
+	}
+	c.m.reaper.mu.Lock() // the reaper must not miss this child
+	err = cmd.Start()
+	if err == nil {
+		c.m.reaper.add(cmd.Process.Pid)
+	}
+	c.m.reaper.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	pid := cmd.Process.Pid
+	cmd.Process.Release()
+	c.state.AgentPID = pid
+	if c.state.AgentStartTime, err = procStartTime(pid); err != nil {
+		killPid(pid)
+		return err
+	}
+	if !cmd.SysProcAttr.UseCgroupFD {
+		if err := agentCg.Add(pid); err != nil {
+			killPid(pid)
+			return fmt.Errorf("cgroup: %w", err)
+		}
+	}
+	// From here teardown finds and kills the agent through the state file.
+	if err := c.saveState(); err != nil {
+		killPid(pid)
+		return err
+	}
+	cfgR.Close()
+	readyW.Close()
+	lf.Close()
+	cfg := agentConfig{
+		Handle:       c.handle,
+		Rootfs:       filepath.Join(c.dir, "rootfs"),
+		Lower:        c.state.Stack,
+		Upper:        filepath.Join(c.dir, "upper"),
+		Work:         filepath.Join(c.dir, "work"),
+		ProcessesDir: c.processesDir(),
+		Hostname:     c.state.Spec.Hostname,
+		BindMounts:   c.state.Spec.BindMounts,
+		Env:          c.state.Spec.Env,
+		User:         c.state.Spec.User,
+		OutputLimit:  c.m.opts.outputLimit,
+		OOMFile:      hasOOM,
+		DropMknod:    cgroups.DetectMode() == cgroups.Unified, // no device filter on v2 yet
+		AppTasks:     cg.ThreadFiles(),
+		AppCgFD:      hasAppFD,
+	}
+	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
+		return fmt.Errorf("configure agent: %w", err)
+	}
+	cfgW.Close()
+	readyMsg := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(readyR)
+		readyMsg <- strings.TrimSpace(string(b))
+	}()
+	select {
+	case msg := <-readyMsg:
+		if msg != "ok" {
+			if msg == "" {
+				msg = "agent exited during setup"
+				if b, err := os.ReadFile(filepath.Join(c.dir, "agent.log")); err == nil && len(b) > 0 {
+					msg += ": " + strings.TrimSpace(string(b))
+				}
+			}
+			return fmt.Errorf("%w: %s", ErrAgent, msg)
+		}
+	case <-ctx.Done():
+		readyR.Close()
+		return ctx.Err()
+	}
+	return c.watchOOM()
+}
+
+// listenUnix listens on a unix socket at path with mode 0600. The socket
+// file is not removed when the listener is closed: the agent keeps using
+// it. Paths too long for sun_path are bound through /proc/self/fd.
+func listenUnix(path string) (*net.UnixListener, error) {
+	addr := path
+	if len(path) >= 100 {
+		dir, err := os.Open(filepath.Dir(path))
+		if err != nil {
+			return nil, err
+		}
+		defer dir.Close()
+		addr = fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path))
+	}
+	old := unix.Umask(0o177)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	l.SetUnlinkOnClose(false)
+	return l, nil
+}
+
+func dialUnix(ctx context.Context, d *net.Dialer, path string) (net.Conn, error) {
+	if len(path) < 100 {
+		return d.DialContext(ctx, "unix", path)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	return d.DialContext(ctx, "unix", fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path)))
+}
+
+// procStartTime returns the start time of a process, in clock ticks since
+// boot (field 22 of /proc/<pid>/stat).
+func procStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStartTime(string(b))
+}
+
+func killPid(pid int) { unix.Kill(pid, unix.SIGKILL) }
+
+// waitGone waits until the process with that pid and start time no longer
+// runs (it may stay a zombie until its parent reaps it; that counts as
+// gone). It waits on a pidfd, not by sleeping.
+func waitGone(pid int, startTime uint64, timeout time.Duration) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil
+		}
+		return os.NewSyscallError("pidfd_open", err)
+	}
+	defer unix.Close(fd)
+	if st, err := procStartTime(pid); err != nil || st != startTime {
+		return nil // another process has that pid now
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		ms := int(time.Until(deadline).Milliseconds())
+		if ms <= 0 {
+			return fmt.Errorf("container: agent pid %d still runs after %v", pid, timeout)
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("poll(pidfd)", err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+}
+
+// reaper reaps the agents this process started (they are its children
+// until it exits), on SIGCHLD, without touching other children.
+type reaper struct {
+	mu   sync.Mutex
+	pids map[int]bool
+	sig  chan os.Signal
+	done chan struct{}
+}
+
+func newReaper() *reaper {
+	r := &reaper{pids: map[int]bool{}, sig: make(chan os.Signal, 16), done: make(chan struct{})}
+	signal.Notify(r.sig, syscall.SIGCHLD)
+	go r.loop()
+	return r
+}
+
+func (r *reaper) add(pid int) { r.pids[pid] = true } // caller holds r.mu
+
+func (r *reaper) loop() {
+	defer close(r.done)
+	for range r.sig {
+		r.mu.Lock()
+		for pid := range r.pids {
+			var ws unix.WaitStatus
+			if n, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); n == pid || errors.Is(err, unix.ECHILD) {
+				delete(r.pids, pid)
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+func (r *reaper) close() {
+	signal.Stop(r.sig)
+	close(r.sig)
+	<-r.done
+}
+
+// follow streams a process's output files from the offsets in pio and
+// returns its exit status once the status file exists and the output was
+// drained. It waits for changes with inotify.
+func follow(ctx context.Context, dir string, pio ProcessIO) (ExitStatus, error) {
+	in, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return ExitStatus{}, os.NewSyscallError("inotify_init1", err)
+	}
+	watch := os.NewFile(uintptr(in), "inotify")
+	defer watch.Close()
+	if _, err := unix.InotifyAddWatch(in, dir, unix.IN_MODIFY|unix.IN_MOVED_TO|unix.IN_CREATE); err != nil {
+		return ExitStatus{}, &os.PathError{Op: "inotify_add_watch", Path: dir, Err: err}
+	}
+	stop := context.AfterFunc(ctx, func() { watch.SetReadDeadline(time.Now()) })
+	defer stop()
+	var files [2]*os.File
+	for i, name := range []string{"stdout", "stderr"} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return ExitStatus{}, err
+		}
+		defer f.Close()
+		off := pio.StdoutOffset
+		if i == 1 {
+			off = pio.StderrOffset
+		}
+		if off > 0 {
+			if _, err := f.Seek(off, io.SeekStart); err != nil {
+				return ExitStatus{}, err
+			}
+		}
+		files[i] = f
+	}
+	writers := [2]io.Writer{pio.Stdout, pio.Stderr}
+	buf := make([]byte, 4096)
+	for {
+		// Look for the status before draining: once it exists, the agent
+		// has written everything the process printed before exiting.
+		st, statusErr := readExit(dir)
+		for i := range files {
+			if err := drain(files[i], writers[i]); err != nil {
+				return ExitStatus{}, err
+			}
+		}
+		if statusErr == nil {
+			return st, nil
+		}
+		if !errors.Is(statusErr, fs.ErrNotExist) {
+			return ExitStatus{}, statusErr
+		}
+		if _, err := watch.Read(buf); err != nil {
+			if ctx.Err() != nil {
+				return ExitStatus{}, ctx.Err()
+			}
+			return ExitStatus{}, err
+		}
+	}
+}
