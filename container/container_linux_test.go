@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/paaskit/paaskit/container"
+	"github.com/paaskit/paaskit/container/containertest"
 	"github.com/paaskit/paaskit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -32,35 +32,17 @@ func TestMain(m *testing.M) {
 	testutil.Main(m)
 }
 
-// newManager returns a Manager on a fresh depot, closed at the end of the
-// test (containers are destroyed by newContainer's cleanup).
+// newManager and newContainer are containertest's helpers: a Manager on a
+// fresh depot and containers on the test stack, all destroyed when the
+// test ends, also when it fails.
 func newManager(t *testing.T, opts ...container.Option) *container.Manager {
 	t.Helper()
-	testutil.RequireRoot(t)
-	testutil.RequireOverlay(t)
-	m, err := container.New(t.TempDir(), opts...)
-	require.NoError(t, err)
-	t.Cleanup(func() { m.Close() })
-	return m
+	return containertest.NewManager(t, opts...)
 }
 
-// newContainer creates a container on the test stack with a unique handle
-// and destroys it at the end of the test, also when the test fails.
 func newContainer(t *testing.T, m *container.Manager, spec container.Spec) *container.Container {
 	t.Helper()
-	if spec.RootFS == "" {
-		spec.RootFS = testutil.Stack(t)
-	}
-	spec.Handle = testutil.UniqueName(t, "pk-", 60, func(name string) error {
-		err := m.Destroy(context.Background(), name)
-		if errors.Is(err, container.ErrNotFound) || errors.Is(err, container.ErrClosed) {
-			return nil
-		}
-		return err
-	})
-	c, err := m.Create(t.Context(), spec)
-	require.NoError(t, err)
-	return c
+	return containertest.NewContainer(t, m, spec)
 }
 
 type result struct {

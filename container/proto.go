@@ -136,4 +136,6 @@ func readMessage(r *bufio.Reader, v any) error {
 	return json.Unmarshal(line, v)
 }
 
-func newMessageReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, maxMessage) }
+func newMessageReader(c net.Conn) *bufio.Reader { return newBufferReader(c) }
+
+func newBufferReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, maxMessage) }

@@ -90,10 +90,6 @@ func gzipped(t testing.TB, b []byte) []byte {
 	return buf.Bytes()
 }
 
-func gzipWriterFastest(w io.Writer) (*gzip.Writer, error) {
-	return gzip.NewWriterLevel(w, gzip.BestSpeed)
-}
-
 func zstded(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
