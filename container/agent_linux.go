@@ -52,6 +52,9 @@ type agentConfig struct {
 	// fork clones into the cgroup directory passed as fdAppCg.
 	AppTasks []string `json:"app_tasks,omitempty"`
 	AppCgFD  bool     `json:"app_cg_fd,omitempty"`
+	// With networking: written to /etc/resolv.conf and /etc/hosts.
+	ResolvConf string `json:"resolv_conf,omitempty"`
+	Hosts      string `json:"hosts,omitempty"`
 }
 
 // agent is the state of a running agent.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -133,8 +134,15 @@ func (c *Container) Stop(ctx context.Context, kill bool) error {
 // mount namespace and go with it), its cgroups in every controller and its
 // directory in the depot. It runs to the end even when ctx is cancelled.
 // Destroying a container that is already destroyed returns an error
-// wrapping ErrNotFound.
+// wrapping ErrNotFound; after the Manager was closed, ErrClosed (open a
+// new Manager on the depot to destroy it).
 func (c *Container) Destroy(ctx context.Context) error {
+	c.m.mu.Lock()
+	closed := c.m.closed
+	c.m.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
 	c.mu.Lock()
 	if c.destroyed {
 		c.mu.Unlock()
@@ -201,6 +209,9 @@ func (c *Container) teardown() error {
 		if err := cg.Delete(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := c.netRelease(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(c.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
@@ -341,9 +352,14 @@ type Info struct {
 	Properties    map[string]string
 	CreatedAt     time.Time
 	AgentPID      int // the agent's pid on the host
-	Memory        MemoryStat
-	CPU           CPUStat
-	Pids          PidsStat
+	// ContainerIP and HostIP (the gateway) are set with networking;
+	// MappedPorts lists the NetIn mappings.
+	ContainerIP, HostIP netip.Addr
+	MappedPorts         []PortMapping
+	HostInterface       string // the host end of the container's veth
+	Memory              MemoryStat
+	CPU                 CPUStat
+	Pids                PidsStat
 }
 
 // MemoryStat is the memory use of a container, in bytes.
@@ -388,6 +404,14 @@ func (c *Container) Info(ctx context.Context) (*Info, error) {
 		Properties:    maps.Clone(c.state.Spec.Properties),
 		CreatedAt:     c.state.CreatedAt,
 		AgentPID:      c.state.AgentPID,
+	}
+	if ns := c.state.Net; ns != nil {
+		info.ContainerIP = ns.IP
+		info.HostInterface = ns.Veth
+		info.MappedPorts = slices.Clone(ns.Mappings)
+		if c.m.net != nil {
+			info.HostIP = c.m.net.ipam.gateway()
+		}
 	}
 	cg := c.cg
 	c.mu.Unlock()

@@ -22,6 +22,9 @@ var (
 	ErrOutOfMemory = errors.New("container: out of memory")
 	// ErrClosed: the Manager was closed.
 	ErrClosed = errors.New("container: manager closed")
+	// ErrNoNetwork: the Manager has no network configuration
+	// (WithNetwork), so the container has only a loopback device.
+	ErrNoNetwork = errors.New("container: networking not configured")
 	// ErrAgent: the container's agent could not be reached or failed.
 	ErrAgent = errors.New("container: agent failed")
 )

@@ -36,6 +36,7 @@ type Manager struct {
 
 	events *dispatcher
 	reaper *reaper
+	net    *netMgr // nil without WithNetwork
 
 	mu         sync.Mutex
 	containers map[string]*Container
@@ -87,9 +88,17 @@ func New(depot string, opts ...Option) (*Manager, error) {
 		containers: map[string]*Container{},
 		creating:   map[string]bool{},
 	}
+	if err := m.openNetwork(); err != nil {
+		m.Close()
+		return nil, err
+	}
 	if err := m.rediscover(); err != nil {
 		m.Close()
 		return nil, err
+	}
+	if err := m.netReconcile(); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("container: network: %w", err)
 	}
 	return m, nil
 }
@@ -115,18 +124,25 @@ func (m *Manager) Close() error {
 	m.stop()
 	m.reaper.close()
 	m.events.close()
-	return nil
+	return m.closeNetwork()
 }
 
 func (m *Manager) containerDir(handle string) string {
 	return filepath.Join(m.depot, "containers", handle)
 }
 
+// depotHash names what the Manager makes outside the depot (cgroups,
+// the bridge, the firewall table), so that Managers of two depots do not
+// collide.
+func (m *Manager) depotHash() string {
+	sum := sha256.Sum256([]byte(m.depot))
+	return hex.EncodeToString(sum[:4])
+}
+
 // cgroupPath is unique per depot and handle, so two Managers on two
 // depots may use the same handles.
 func (m *Manager) cgroupPath(handle string) string {
-	sum := sha256.Sum256([]byte(m.depot))
-	return filepath.Join(m.opts.cgroupParent, hex.EncodeToString(sum[:4])+"-"+handle)
+	return filepath.Join(m.opts.cgroupParent, m.depotHash()+"-"+handle)
 }
 
 // Create makes and starts a container as spec says and returns it once its
@@ -206,7 +222,13 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (_ *Container, retErr e
 		return nil, fmt.Errorf("container %q: stack: %w", spec.Handle, err)
 	}
 	c.state.Stack = stack
+	if err := c.netPrepare(); err != nil {
+		return nil, fmt.Errorf("container %q: %w", spec.Handle, err)
+	}
 	if err := c.start(ctx); err != nil {
+		return nil, fmt.Errorf("container %q: %w", spec.Handle, err)
+	}
+	if err := c.netAttach(); err != nil {
 		return nil, fmt.Errorf("container %q: %w", spec.Handle, err)
 	}
 	c.state.Phase = phaseActive

@@ -14,6 +14,7 @@ type options struct {
 	outputLimit  int64
 	stopTimeout  time.Duration
 	onEvent      func(Event)
+	network      *NetworkConfig
 }
 
 // Defaults of the options.
@@ -52,6 +53,14 @@ func WithStopTimeout(d time.Duration) Option { return func(o *options) { o.stopT
 // one goroutine, in order, outside the Manager's locks; a slow handler
 // delays later events but nothing else.
 func WithEventHandler(f func(Event)) Option { return func(o *options) { o.onEvent = f } }
+
+// WithNetwork gives every container of the Manager a network (see
+// NetworkConfig); without it containers have only a loopback device.
+// Networking enables IPv4 forwarding on the host
+// (net.ipv4.ip_forward=1).
+func WithNetwork(cfg NetworkConfig) Option {
+	return func(o *options) { o.network = &cfg }
+}
 
 // EventType says what happened to a container.
 type EventType int

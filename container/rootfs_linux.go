@@ -9,6 +9,7 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/capability"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,7 +64,49 @@ func setupRootfs(cfg *agentConfig) error {
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return os.NewSyscallError("sethostname", err)
 	}
+	if err := writeEtc(root, cfg); err != nil {
+		return err
+	}
+	if err := loopbackUp(); err != nil {
+		return err
+	}
 	return pivotRoot(root)
+}
+
+// writeEtc writes the container's /etc/hostname, and its resolv.conf and
+// hosts when networking gave them (through the root, so that a link in
+// the stack cannot lead out).
+func writeEtc(root string, cfg *agentConfig) error {
+	files := map[string]string{"/etc/hostname": cfg.Hostname + "\n", "/etc/resolv.conf": cfg.ResolvConf, "/etc/hosts": cfg.Hosts}
+	for name, content := range files {
+		if content == "" {
+			continue
+		}
+		p, err := securejoin.SecureJoin(root, name)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		os.Remove(p) // a link is replaced, not followed
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loopbackUp brings up lo in the agent's new network namespace.
+func loopbackUp() error {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("loopback up: %w", err)
+	}
+	return nil
 }
 
 func bindMount(root string, m BindMount) error {

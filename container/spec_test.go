@@ -93,8 +93,8 @@ func TestStateRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	in := containerState{
 		Version: stateVersion, Handle: "h1", Phase: phaseActive,
-		Spec:       Spec{Handle: "h1", RootFS: "/s", Properties: map[string]string{"a": "b"}, GraceTime: time.Minute, Limits: Limits{MemoryBytes: 64 << 20}},
-		Stack:      "/s", CgroupPath: "/paaskit/x-h1", AgentPID: 42, AgentStartTime: 99,
+		Spec:  Spec{Handle: "h1", RootFS: "/s", Properties: map[string]string{"a": "b"}, GraceTime: time.Minute, Limits: Limits{MemoryBytes: 64 << 20}},
+		Stack: "/s", CgroupPath: "/paaskit/x-h1", AgentPID: 42, AgentStartTime: 99,
 		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Events: []string{"out of memory"}, OOMKills: 1,
 	}
 	require.NoError(t, writeState(dir, &in))

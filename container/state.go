@@ -32,6 +32,7 @@ type containerState struct {
 	CreatedAt      time.Time `json:"created_at"`
 	Events         []string  `json:"events,omitempty"`
 	OOMKills       uint64    `json:"oom_kills,omitempty"`
+	Net            *netState `json:"net,omitempty"`
 }
 
 func writeState(dir string, st *containerState) error {

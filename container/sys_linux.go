@@ -197,6 +197,10 @@ func (c *Container) start(ctx context.Context) error {
 		AppTasks:     cg.ThreadFiles(),
 		AppCgFD:      hasAppFD,
 	}
+	if ns := c.state.Net; ns != nil {
+		cfg.ResolvConf = c.m.net.resolvConf()
+		cfg.Hosts = fmt.Sprintf("127.0.0.1 localhost\n%s %s\n", ns.IP, c.state.Spec.Hostname)
+	}
 	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
 		return fmt.Errorf("configure agent: %w", err)
 	}

@@ -41,3 +41,28 @@ func (r *reaper) close() {}
 func follow(ctx context.Context, dir string, pio ProcessIO) (ExitStatus, error) {
 	return ExitStatus{}, errUnsupported
 }
+
+type netMgr struct{ ipam *ipam }
+
+func (m *Manager) openNetwork() error {
+	if m.opts.network != nil {
+		return errUnsupported
+	}
+	return nil
+}
+func (c *Container) netPrepare() error { return nil }
+func (c *Container) netAttach() error  { return nil }
+func (c *Container) netRelease() error { return nil }
+func (m *Manager) netReconcile() error { return nil }
+func (m *Manager) closeNetwork() error { return nil }
+
+// NetIn forwards a host port to the container; it needs Linux.
+func (c *Container) NetIn(ctx context.Context, hostPort, containerPort uint16) (PortMapping, error) {
+	return PortMapping{}, errUnsupported
+}
+
+// NetOut allows the container to reach a network; it needs Linux.
+func (c *Container) NetOut(ctx context.Context, rule NetOutRule) error { return errUnsupported }
+
+// LimitBandwidth shapes the container's traffic; it needs Linux.
+func (c *Container) LimitBandwidth(ctx context.Context, bw Bandwidth) error { return errUnsupported }

@@ -31,8 +31,8 @@ type Compression int
 
 // Compressions ExtractAuto knows.
 const (
-	// None is a plain tar stream.
-	None Compression = iota
+	// Uncompressed is a plain tar stream.
+	Uncompressed Compression = iota
 	// Gzip is a gzip stream (magic 1f 8b), possibly of several members.
 	Gzip
 	// Zstd is a Zstandard stream (magic 28 b5 2f fd).
@@ -42,7 +42,7 @@ const (
 // String returns "none", "gzip" or "zstd".
 func (c Compression) String() string {
 	switch c {
-	case None:
+	case Uncompressed:
 		return "none"
 	case Gzip:
 		return "gzip"
@@ -54,7 +54,7 @@ func (c Compression) String() string {
 
 // Detect returns the compression that the first bytes of a stream
 // announce. Fewer than four bytes are enough for gzip; anything not
-// recognised is None.
+// recognised is Uncompressed.
 func Detect(head []byte) Compression {
 	switch {
 	case bytes.HasPrefix(head, gzipMagic):
@@ -62,7 +62,7 @@ func Detect(head []byte) Compression {
 	case bytes.HasPrefix(head, zstdMagic):
 		return Zstd
 	}
-	return None
+	return Uncompressed
 }
 
 // ExtractAuto is Extract for a stream that may be compressed: it sniffs
@@ -73,7 +73,9 @@ func Detect(head []byte) Compression {
 // of it. A corrupt compressed stream, including a bad checksum found
 // after the last entry, fails with ErrBadArchive (after the entries have
 // been written: callers extract into a fresh directory and remove it on
-// error).
+// error). Unlike Extract, ExtractAuto reads ahead of what it extracts, and
+// past the end-of-archive marker to the end of a compressed stream (at
+// most 1 MiB further).
 func ExtractAuto(ctx context.Context, r io.Reader, dir string, opts Options) (Stats, error) {
 	src := &sourceReader{r: r}
 	br := bufio.NewReaderSize(src, 64<<10)

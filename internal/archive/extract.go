@@ -594,7 +594,7 @@ func (x *extractor) hardlink(name string, hdr *tar.Header) error {
 	}
 	fi, err := x.root.Lstat(target)
 	if err != nil {
-		return fmt.Errorf("archive: hard link target %q: %w", hdr.Linkname, err)
+		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		dest, err := x.root.Readlink(target)

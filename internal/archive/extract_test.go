@@ -780,7 +780,7 @@ func TestExtractAutoFormats(t *testing.T) {
 		data []byte
 		want archive.Compression
 	}{
-		{"plain", plain, archive.None},
+		{"plain", plain, archive.Uncompressed},
 		{"gzip", gzipped(t, plain), archive.Gzip},
 		{"zstd", zstded(t, plain), archive.Zstd},
 		{"gzip multistream", append(gzipped(t, plain[:1024]), gzipped(t, plain[1024:])...), archive.Gzip},

@@ -110,6 +110,6 @@ type Stats struct {
 	Symlinks  int   // symbolic links created
 	Hardlinks int   // hard links created
 	Devices   int   // device nodes and FIFOs created (AllowDevices)
-	Skipped   int   // entries not extracted: devices when not allowed, unknown types, "."
+	Skipped   int   // entries not extracted: devices when not allowed, unknown types, "/" or ".", hard links to themselves
 	Bytes     int64 // bytes of file data written
 }
