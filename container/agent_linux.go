@@ -27,8 +27,8 @@ const (
 	fdConfig   = 3 // read end of a pipe carrying agentConfig as JSON
 	fdListener = 4 // the listening unix socket in the depot
 	fdReady    = 5 // write end of a pipe: "ok\n" or an error message
-	fdOOM      = 6 // the app cgroup's OOM counter file (or /dev/null)
-	fdAppCg    = 7 // the app cgroup's directory on v2 (or /dev/null)
+	fdOOM      = 6 // the container cgroup's OOM counter file (or /dev/null)
+	fdAppCg    = 7 // the container cgroup's directory on v2 (or /dev/null)
 )
 
 // agentConfig is what the agent needs to set the container up.
@@ -46,10 +46,10 @@ type agentConfig struct {
 	OutputLimit  int64       `json:"output_limit"`
 	OOMFile      bool        `json:"oom_file,omitempty"`
 	DropMknod    bool        `json:"drop_mknod,omitempty"`
-	// The agent lives in the container's cgroup; its processes in the
-	// app cgroup below it, which holds the limits. On v1 the spawner
-	// thread moves itself there through these tasks files; on v2 every
-	// fork clones into the cgroup directory passed as fdAppCg.
+	// The agent stays in the Manager's cgroup; its processes start in
+	// the container's, which holds the limits. On v1 the spawner thread
+	// moves itself there through these tasks files; on v2 every fork
+	// clones into the cgroup directory passed as fdAppCg.
 	AppTasks []string `json:"app_tasks,omitempty"`
 	AppCgFD  bool     `json:"app_cg_fd,omitempty"`
 	// With networking: written to /etc/resolv.conf and /etc/hosts.
@@ -200,7 +200,7 @@ func (a *agent) spawner(started chan<- error) {
 	tid := strconv.Itoa(unix.Gettid())
 	for _, f := range a.cfg.AppTasks {
 		if err := os.WriteFile(f, []byte(tid), 0); err != nil {
-			started <- fmt.Errorf("move spawner to the app cgroup: %w", err)
+			started <- fmt.Errorf("move spawner to the container's cgroup: %w", err)
 			return
 		}
 	}

@@ -179,33 +179,31 @@ func (c *Container) release() {
 // containers.
 func (c *Container) teardown() error {
 	var errs []error
-	// The app cgroup first (the container's processes), then the
-	// agent's.
-	var cgs []*cgroups.Cgroup
-	if c.state.CgroupPath != "" {
-		for _, p := range []string{appCgroup(c.state.CgroupPath), c.state.CgroupPath} {
-			cg, err := cgroups.Load(p)
-			if err == nil {
-				cgs = append(cgs, cg)
-			} else if !errors.Is(err, cgroups.ErrNotExist) {
-				errs = append(errs, err)
-			}
-		}
+	// The agent first, so that it starts no new process, then the
+	// container's processes, all in its cgroup.
+	if c.state.AgentPID > 0 {
+		killAgent(c.state.AgentPID, c.state.AgentStartTime)
 	}
-	for _, cg := range cgs {
-		if err := cg.Kill(); err != nil {
+	var cg *cgroups.Cgroup
+	if c.state.CgroupPath != "" {
+		loaded, err := cgroups.Load(c.state.CgroupPath)
+		if err == nil {
+			cg = loaded
+		} else if !errors.Is(err, cgroups.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
-	if c.state.AgentPID > 0 && c.agentAlive() {
-		killPid(c.state.AgentPID) // in no cgroup: killed by a crash during create
+	if cg != nil {
+		if err := cg.Kill(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.state.AgentPID > 0 {
 		if err := waitGone(c.state.AgentPID, c.state.AgentStartTime, 10*time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	for _, cg := range cgs {
+	if cg != nil {
 		if err := cg.Delete(); err != nil {
 			errs = append(errs, err)
 		}
@@ -218,9 +216,6 @@ func (c *Container) teardown() error {
 	}
 	return errors.Join(errs...)
 }
-
-// appCgroup is the cgroup of a container's processes, below the agent's.
-func appCgroup(containerCgroup string) string { return containerCgroup + "/app" }
 
 // agentAlive reports whether the recorded agent process still runs: same
 // pid and same start time, so a recycled pid is not taken for it.
@@ -239,7 +234,7 @@ func (c *Container) reattach() error {
 	if err := c.ping(ctx); err != nil {
 		return err
 	}
-	cg, err := cgroups.Load(appCgroup(c.state.CgroupPath))
+	cg, err := cgroups.Load(c.state.CgroupPath)
 	if err != nil {
 		return err
 	}

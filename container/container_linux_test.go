@@ -369,7 +369,7 @@ func TestDestroyLeavesNothing(t *testing.T) {
 	require.NoError(t, err)
 	info, err := c.Info(t.Context())
 	require.NoError(t, err)
-	cgroupDirs := cgroupDirsOf(t, info.AgentPID)
+	cgroupDirs := cgroupDirsOf(t, c)
 	require.NotEmpty(t, cgroupDirs)
 
 	require.NoError(t, c.Destroy(t.Context()))
@@ -389,31 +389,16 @@ func TestDestroyLeavesNothing(t *testing.T) {
 	assert.ErrorIs(t, err, container.ErrNotFound)
 }
 
-// cgroupDirsOf lists the host cgroup directories of a process (v1: one per
-// mounted controller; v2: one).
-func cgroupDirsOf(t *testing.T, pid int) []string {
+// cgroupDirsOf lists the host cgroup directories of a container (v1: one
+// per controller; v2: one), found by their name, which ends with the
+// handle, below the default cgroup parent.
+func cgroupDirsOf(t *testing.T, c *container.Container) []string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	dirs, err := filepath.Glob("/sys/fs/cgroup/*" + container.DefaultCgroupParent + "/*-" + c.Handle())
 	require.NoError(t, err)
-	var dirs []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 || parts[2] == "/" {
-			continue
-		}
-		ctrl := parts[1]
-		if ctrl == "" {
-			ctrl = "unified"
-		}
-		if strings.HasPrefix(ctrl, "name=") {
-			continue
-		}
-		d := filepath.Join("/sys/fs/cgroup", strings.Split(ctrl, ",")[0], parts[2])
-		if _, err := os.Stat(d); err == nil {
-			dirs = append(dirs, d)
-		}
-	}
-	return dirs
+	more, err := filepath.Glob("/sys/fs/cgroup" + container.DefaultCgroupParent + "/*-" + c.Handle())
+	require.NoError(t, err)
+	return append(dirs, more...)
 }
 
 func TestBindMounts(t *testing.T) {
@@ -603,7 +588,7 @@ func TestRediscoveryCleansDeadContainers(t *testing.T) {
 	c := newContainer(t, m, container.Spec{})
 	info, err := c.Info(t.Context())
 	require.NoError(t, err)
-	cgDirs := cgroupDirsOf(t, info.AgentPID)
+	cgDirs := cgroupDirsOf(t, c)
 	require.NotEmpty(t, cgDirs)
 	require.NoError(t, m.Close())
 	// The agent dies while no Manager watches; a half-created container

@@ -32,10 +32,13 @@
 // container's depot directory and reaps every process of its namespace.
 // User namespaces are not used yet.
 //
-// Every process starts in the container's app cgroup, which holds the
-// limits; the agent itself lives in the cgroup above it, so its threads
-// and memory do not count against the container's limits and the OOM
-// killer does not choose it. Processes are forked from one agent thread
+// Every process starts in the container's cgroup, which holds the limits;
+// the agent itself stays in the cgroup of the Manager's process, so its
+// threads and memory do not count against the container's limits and the
+// OOM killer acting on the container does not choose it. On cgroup v1 the
+// agent's forking thread joins the container's cgroups (v1 places
+// threads, not processes) and so counts as one task against the pids
+// limit. Processes are forked from one agent thread
 // whose capability bounding set is Docker's default 14 (root processes get
 // exactly those; other users get none) and which has no_new_privs set.
 // On cgroup v1 the devices controller allows only the devices of /dev

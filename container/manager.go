@@ -34,9 +34,10 @@ type Manager struct {
 	ctx   context.Context // cancelled by Close; owns the followers
 	stop  context.CancelFunc
 
-	events *dispatcher
-	reaper *reaper
-	net    *netMgr // nil without WithNetwork
+	events  *dispatcher
+	reaper  *reaper
+	watcher *dirWatcher // wakes process followers
+	net     *netMgr     // nil without WithNetwork
 
 	mu         sync.Mutex
 	containers map[string]*Container
@@ -88,6 +89,10 @@ func New(depot string, opts ...Option) (*Manager, error) {
 		containers: map[string]*Container{},
 		creating:   map[string]bool{},
 	}
+	if m.watcher, err = newDirWatcher(); err != nil {
+		m.Close()
+		return nil, err
+	}
 	if err := m.openNetwork(); err != nil {
 		m.Close()
 		return nil, err
@@ -122,6 +127,9 @@ func (m *Manager) Close() error {
 		c.release()
 	}
 	m.stop()
+	if m.watcher != nil {
+		m.watcher.close()
+	}
 	m.reaper.close()
 	m.events.close()
 	return m.closeNetwork()

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/google/renameio/v2"
 )
 
 // NetworkConfig turns on container networking for a Manager (see
@@ -280,7 +278,7 @@ func (a *ipam) save() error {
 	if err != nil {
 		return err
 	}
-	return renameio.WriteFile(a.path, b, 0o600)
+	return writeFileAtomic(a.path, b)
 }
 
 // gateway is the subnet's first address, the bridge's.

@@ -41,9 +41,8 @@ type Process struct {
 // ID returns the process's id.
 func (p *Process) ID() string { return p.id }
 
-// PID returns the process's pid in the container's pid namespace as seen
-// from the host, or 0 when it was not known (a process found by Attach
-// after it exited).
+// PID returns the process's pid in the container's pid namespace, or 0
+// when it was not known (a process found by Attach after it exited).
 func (p *Process) PID() int { return p.pid }
 
 // Run starts a process in the container and returns at once. Its output
@@ -121,7 +120,7 @@ func (c *Container) startFollow(id string, pid int, pio ProcessIO) *Process {
 	go func() {
 		defer close(p.done)
 		defer unhold()
-		p.st, p.err = follow(c.m.ctx, filepath.Join(c.processesDir(), id), pio)
+		p.st, p.err = c.m.follow(c.m.ctx, filepath.Join(c.processesDir(), id), pio)
 	}()
 	return p
 }

@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/google/renameio/v2"
 )
 
 const (
@@ -40,10 +38,36 @@ func writeState(dir string, st *containerState) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(filepath.Join(dir, stateFile), b, 0o600); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, stateFile), b); err != nil {
 		return fmt.Errorf("container %q: write state: %w", st.Handle, err)
 	}
 	return nil
+}
+
+// writeFileAtomic replaces path with data (mode 0600) by writing a
+// temporary file beside it and renaming it over path, so that a reader or
+// a crash of this process never sees half a file. It does not fsync, as
+// renameio would: the state it writes describes running processes, which
+// do not survive the power loss that fsync guards against, and an fsync
+// costs milliseconds per write on many disks.
+func writeFileAtomic(path string, data []byte) (retErr error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 func loadState(dir string) (*containerState, error) {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/moby/sys/reexec"
 	"github.com/paaskit/paaskit/container/internal/cgroups"
@@ -60,18 +61,12 @@ func (c *Container) start(ctx context.Context) error {
 			return err
 		}
 	}
-	// The agent's cgroup holds no limits; the app cgroup below it, where
-	// every process of the container starts, holds them. So the agent's
-	// threads do not count against the container's pids limit, its
-	// memory not against its memory limit, and the OOM killer never
-	// picks it.
-	agentCg, err := cgroups.New(c.state.CgroupPath, cgroups.Resources{})
+	// Only the container's processes live in its cgroup: the agent stays
+	// in the Manager's, so its threads and memory do not count against
+	// the container's limits and the OOM killer never picks it.
+	cg, err := cgroups.New(c.state.CgroupPath, cgroupResources(c.state.Spec.Limits))
 	if err != nil {
 		return fmt.Errorf("cgroup: %w", err)
-	}
-	cg, err := cgroups.New(appCgroup(c.state.CgroupPath), cgroupResources(c.state.Spec.Limits))
-	if err != nil {
-		return fmt.Errorf("cgroup: %w", errors.Join(err, agentCg.Delete()))
 	}
 	c.cg = cg
 
@@ -145,11 +140,6 @@ func (c *Container) start(ctx context.Context) error {
 			Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET,
 		},
 	}
-	if fd, err := agentCg.CgroupFD(); err == nil {
-		defer fd.Close()
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(fd.Fd())
-	}
 	c.m.reaper.mu.Lock() // the reaper must not miss this child
 	err = cmd.Start()
 	if err == nil {
@@ -163,18 +153,12 @@ func (c *Container) start(ctx context.Context) error {
 	cmd.Process.Release()
 	c.state.AgentPID = pid
 	if c.state.AgentStartTime, err = procStartTime(pid); err != nil {
-		killPid(pid)
+		unix.Kill(pid, unix.SIGKILL) // our child: its pid cannot be reused before the reaper waits for it
 		return err
-	}
-	if !cmd.SysProcAttr.UseCgroupFD {
-		if err := agentCg.Add(pid); err != nil {
-			killPid(pid)
-			return fmt.Errorf("cgroup: %w", err)
-		}
 	}
 	// From here teardown finds and kills the agent through the state file.
 	if err := c.saveState(); err != nil {
-		killPid(pid)
+		unix.Kill(pid, unix.SIGKILL)
 		return err
 	}
 	cfgR.Close()
@@ -273,7 +257,18 @@ func procStartTime(pid int) (uint64, error) {
 	return parseStartTime(string(b))
 }
 
-func killPid(pid int) { unix.Kill(pid, unix.SIGKILL) }
+// killAgent kills the process with that pid if it is still the one that
+// started at startTime (a pidfd pins the process while it is checked).
+func killAgent(pid int, startTime uint64) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if st, err := procStartTime(pid); err == nil && st == startTime {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	}
+}
 
 // waitGone waits until the process with that pid and start time no longer
 // runs (it may stay a zombie until its parent reaps it; that counts as
@@ -349,19 +344,14 @@ func (r *reaper) close() {
 
 // follow streams a process's output files from the offsets in pio and
 // returns its exit status once the status file exists and the output was
-// drained. It waits for changes with inotify.
-func follow(ctx context.Context, dir string, pio ProcessIO) (ExitStatus, error) {
-	in, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+// drained. It waits for changes in the process's directory with the
+// Manager's inotify watcher.
+func (m *Manager) follow(ctx context.Context, dir string, pio ProcessIO) (ExitStatus, error) {
+	sub, err := m.watcher.watch(dir)
 	if err != nil {
-		return ExitStatus{}, os.NewSyscallError("inotify_init1", err)
+		return ExitStatus{}, err
 	}
-	watch := os.NewFile(uintptr(in), "inotify")
-	defer watch.Close()
-	if _, err := unix.InotifyAddWatch(in, dir, unix.IN_MODIFY|unix.IN_MOVED_TO|unix.IN_CREATE); err != nil {
-		return ExitStatus{}, &os.PathError{Op: "inotify_add_watch", Path: dir, Err: err}
-	}
-	stop := context.AfterFunc(ctx, func() { watch.SetReadDeadline(time.Now()) })
-	defer stop()
+	defer m.watcher.unwatch(sub)
 	var files [2]*os.File
 	for i, name := range []string{"stdout", "stderr"} {
 		f, err := os.Open(filepath.Join(dir, name))
@@ -381,7 +371,6 @@ func follow(ctx context.Context, dir string, pio ProcessIO) (ExitStatus, error) 
 		files[i] = f
 	}
 	writers := [2]io.Writer{pio.Stdout, pio.Stderr}
-	buf := make([]byte, 4096)
 	for {
 		// Look for the status before draining: once it exists, the agent
 		// has written everything the process printed before exiting.
@@ -397,11 +386,107 @@ func follow(ctx context.Context, dir string, pio ProcessIO) (ExitStatus, error) 
 		if !errors.Is(statusErr, fs.ErrNotExist) {
 			return ExitStatus{}, statusErr
 		}
-		if _, err := watch.Read(buf); err != nil {
-			if ctx.Err() != nil {
-				return ExitStatus{}, ctx.Err()
-			}
-			return ExitStatus{}, err
+		select {
+		case <-sub.changed:
+		case <-sub.gone:
+			return ExitStatus{}, fmt.Errorf("container: process directory %s: %w", dir, ErrNotFound)
+		case <-ctx.Done():
+			return ExitStatus{}, ctx.Err()
 		}
 	}
+}
+
+// dirWatcher is one inotify instance shared by all the followers of a
+// Manager. (Closing an inotify instance waits for an RCU grace period,
+// milliseconds: one per process would make every Wait that slow.)
+type dirWatcher struct {
+	f    *os.File
+	fd   int
+	mu   sync.Mutex
+	subs map[int32]map[*dirSub]bool // watch descriptor → subscribers
+	done chan struct{}
+}
+
+// dirSub is one follower's subscription: changed receives a value (at
+// most one pending) after every change in the directory; gone is closed
+// when the directory is removed.
+type dirSub struct {
+	wd      int32
+	changed chan struct{}
+	gone    chan struct{}
+}
+
+func newDirWatcher() (*dirWatcher, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, os.NewSyscallError("inotify_init1", err)
+	}
+	w := &dirWatcher{f: os.NewFile(uintptr(fd), "inotify"), fd: fd, subs: map[int32]map[*dirSub]bool{}, done: make(chan struct{})}
+	go w.loop()
+	return w, nil
+}
+
+func (w *dirWatcher) watch(dir string) (*dirSub, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wd, err := unix.InotifyAddWatch(w.fd, dir, unix.IN_MODIFY|unix.IN_MOVED_TO|unix.IN_CREATE|unix.IN_DELETE_SELF)
+	if err != nil {
+		return nil, &os.PathError{Op: "inotify_add_watch", Path: dir, Err: err}
+	}
+	s := &dirSub{wd: int32(wd), changed: make(chan struct{}, 1), gone: make(chan struct{})}
+	if w.subs[s.wd] == nil {
+		w.subs[s.wd] = map[*dirSub]bool{}
+	}
+	w.subs[s.wd][s] = true
+	return s, nil
+}
+
+func (w *dirWatcher) unwatch(s *dirSub) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	subs := w.subs[s.wd]
+	if !subs[s] {
+		return
+	}
+	delete(subs, s)
+	if len(subs) == 0 {
+		delete(w.subs, s.wd)
+		unix.InotifyRmWatch(w.fd, uint32(s.wd))
+	}
+}
+
+func (w *dirWatcher) loop() {
+	defer close(w.done)
+	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
+	for {
+		n, err := w.f.Read(buf)
+		if err != nil {
+			return // closed
+		}
+		w.mu.Lock()
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+			for s := range w.subs[ev.Wd] {
+				if ev.Mask&(unix.IN_DELETE_SELF|unix.IN_IGNORED) != 0 {
+					delete(w.subs[ev.Wd], s)
+					close(s.gone)
+					continue
+				}
+				select {
+				case s.changed <- struct{}{}:
+				default:
+				}
+			}
+			if ev.Mask&unix.IN_IGNORED != 0 {
+				delete(w.subs, ev.Wd)
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *dirWatcher) close() {
+	w.f.Close()
+	<-w.done
 }

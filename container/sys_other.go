@@ -28,7 +28,7 @@ func dialUnix(ctx context.Context, d *net.Dialer, path string) (net.Conn, error)
 
 func procStartTime(pid int) (uint64, error) { return 0, errUnsupported }
 
-func killPid(pid int) {}
+func killAgent(pid int, startTime uint64) {}
 
 func waitGone(pid int, startTime uint64, timeout time.Duration) error { return errUnsupported }
 
@@ -38,9 +38,15 @@ func newReaper() *reaper { return &reaper{} }
 
 func (r *reaper) close() {}
 
-func follow(ctx context.Context, dir string, pio ProcessIO) (ExitStatus, error) {
+func (m *Manager) follow(ctx context.Context, dir string, pio ProcessIO) (ExitStatus, error) {
 	return ExitStatus{}, errUnsupported
 }
+
+type dirWatcher struct{}
+
+func newDirWatcher() (*dirWatcher, error) { return nil, errUnsupported }
+
+func (w *dirWatcher) close() {}
 
 type netMgr struct{ ipam *ipam }
 

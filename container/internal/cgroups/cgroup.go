@@ -49,10 +49,10 @@ func hostConfig() config { return config{mode: DetectMode(), root: hostRoot} }
 // [Resources.Validate]. path is relative to the hierarchy root, such as
 // "/paaskit/<handle>"; it must not be the root and must not contain "..".
 //
-// On v1 the cgroup is created in every mounted controller (memory, cpu,
-// cpuacct, cpuset with cpuset.cpus and cpuset.mems copied from the parent,
-// pids, devices, freezer, blkio, …; the named name=systemd hierarchy is
-// skipped). On v2 it is created in the unified tree, after enabling the
+// On v1 the cgroup is created in the controllers that limit, account or
+// stop its processes, when mounted: memory, cpu, cpuacct, pids, devices
+// and freezer (not cpuset, blkio, … nor the named name=systemd
+// hierarchy: each controller costs an attach per process moved). On v2 it is created in the unified tree, after enabling the
 // cpu, memory and pids controllers in cgroup.subtree_control of every
 // ancestor. A controller that r needs but that is missing (memory for
 // MemoryLimit, cpu for CPUShares, pids for PidsMax, devices on v1 for

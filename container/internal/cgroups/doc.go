@@ -17,10 +17,9 @@
 //
 // [DetectMode] tells the layouts apart. On cgroup v1 (including the
 // hybrid layout with a controller-less cgroup2 at /sys/fs/cgroup/unified)
-// a cgroup is one directory of the same path in every mounted controller
-// below /sys/fs/cgroup, except the named name=systemd hierarchy. Creating
-// those directories (with cpuset.cpus and cpuset.mems copied from the
-// parent, as the cpuset controller needs) and adding processes go through
+// a cgroup is one directory of the same path in each of the memory, cpu,
+// cpuacct, pids, devices and freezer controllers that is mounted below
+// /sys/fs/cgroup. Creating those directories and adding processes go through
 // github.com/containerd/cgroups/v3/cgroup1. Limits, statistics, OOM
 // notification, killing and removal are plain file I/O: cgroup1 skips zero
 // values (so it cannot lift a limit again), its Delete and Freeze sleep

@@ -1,7 +1,7 @@
 package cgroups
 
-// The cgroup v1 side. Creating a cgroup in every mounted controller
-// (including cpuset's inheritance of cpus and mems) and adding processes
+// The cgroup v1 side. Creating a cgroup in the mounted controllers of
+// v1Controllers and adding processes
 // go through containerd's cgroup1 package; limits, stats, OOM, kill and
 // removal are plain file I/O, because cgroup1 cannot lift a limit again
 // (it skips zero values), orders the memory and memsw writes only when

@@ -232,13 +232,12 @@ func TestHostLimits(t *testing.T) {
 	assert.Equal(t, "512", hostFile(t, c, "cpu", "cpu.shares"))
 	assert.Equal(t, "100", hostFile(t, c, "pids", "pids.max"))
 	assert.ElementsMatch(t, defaultAllowList(), strings.Split(hostFile(t, c, "devices", "devices.list"), "\n"))
-	// cpuset: cpus and mems inherited from the root.
-	rootCpus, err := os.ReadFile(filepath.Join(hostRoot, "cpuset", "cpuset.cpus"))
-	require.NoError(t, err)
-	assert.Equal(t, strings.TrimSpace(string(rootCpus)), hostFile(t, c, "cpuset", "cpuset.cpus"))
-	assert.NotEmpty(t, hostFile(t, c, "cpuset", "cpuset.mems"))
-	for _, ctrl := range []string{"memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer"} {
+	for _, ctrl := range []string{"memory", "cpu", "cpuacct", "pids", "devices", "freezer"} {
 		assert.DirExists(t, filepath.Join(hostRoot, ctrl, c.Path()), ctrl)
+	}
+	// Controllers that would only cost attaches are left alone.
+	for _, ctrl := range []string{"cpuset", "blkio"} {
+		assert.NoDirExists(t, filepath.Join(hostRoot, ctrl, c.Path()), ctrl)
 	}
 
 	// Raising the limit must write memsw first, lifting it too.

@@ -50,11 +50,11 @@ func DetectMode() Mode { return detectedMode() }
 var detectedMode = sync.OnceValue(func() Mode { return detectMode(hostRoot) })
 
 // v1Controllers are the cgroup v1 controllers a cgroup is created in, when
-// mounted (the named hierarchy name=systemd is left alone).
-var v1Controllers = []string{
-	"memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer",
-	"blkio", "net_cls", "net_prio", "perf_event", "hugetlb", "rdma",
-}
+// mounted: those that limit (memory, cpu, pids, devices), account
+// (cpuacct) or stop (freezer) its processes. The others (cpuset, blkio,
+// net_cls, perf_event, …) are left alone: every controller a process
+// joins costs an attach, and an attach waits for an RCU grace period.
+var v1Controllers = []string{"memory", "cpu", "cpuacct", "pids", "devices", "freezer"}
 
 func detectMode(root string) Mode {
 	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
