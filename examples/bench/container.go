@@ -82,6 +82,9 @@ func runContainerSuite(ctx context.Context, cfg config, r *report) (retErr error
 	if err := s.exec(ctx); err != nil {
 		return err
 	}
+	if err := s.network(ctx); err != nil {
+		return err
+	}
 	for _, name := range []string{"runc", "crun"} {
 		if err := s.peer(ctx, name); err != nil {
 			return err

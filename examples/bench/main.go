@@ -29,7 +29,11 @@
 // (container.scale.first_create, last_create, last_vs_first), the mean
 // PSS of their agents (container.idle_pss_per_container) and, once they
 // are destroyed, the mounts, cgroups and depot entries left of them
-// (container.scale.leftovers, 0 when all is well).
+// (container.scale.leftovers, 0 when all is well). With networking:
+// container.create_destroy and container.lifecycle_net (Create and
+// Destroy without and with a network), their ratio, and the throughput
+// of a transfer from the host to a container through a NetIn port against
+// the same transfer over the host's loopback (see network.go).
 //
 // The container suite needs Linux and root (see package container); it
 // creates real containers, cgroups and mounts, and removes them all before
@@ -60,6 +64,9 @@ func main() {
 	// before anything else runs.
 	if container.Init() {
 		return
+	}
+	if len(os.Args) == 3 && os.Args[1] == sinkFlag { // see network.go
+		os.Exit(runSink(os.Args[2]))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
