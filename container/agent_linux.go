@@ -21,14 +21,22 @@ import (
 )
 
 // The agent is PID 1 of every container: the host program re-executed by
-// Manager.Create with the name agentName as argv[0]. Init dispatches to
-// agentMain. The Manager hands it, as inherited file descriptors:
+// the Manager with the name agentName as argv[0]; Init dispatches to
+// agentMain. It starts with one inherited file descriptor, fdControl, a
+// SOCK_SEQPACKET socket to the Manager. The agent may be started ahead of
+// need (a spare, see spare_linux.go) and waits there for one message: its
+// agentConfig as JSON, with the files of agentFiles attached (SCM_RIGHTS).
+// It answers "ok" once the container is set up, or the error that stopped
+// it, and exits when the socket closes before a message arrives.
+const fdControl = 3
+
+// agentFiles are the files sent with the config, in this order.
 const (
-	fdConfig   = 3 // read end of a pipe carrying agentConfig as JSON
-	fdListener = 4 // the listening unix socket in the depot
-	fdReady    = 5 // write end of a pipe: "ok\n" or an error message
-	fdOOM      = 6 // the container cgroup's OOM counter file (or /dev/null)
-	fdAppCg    = 7 // the container cgroup's directory on v2 (or /dev/null)
+	fileListener = iota // the listening unix socket in the depot
+	fileLog             // the agent's log, its stdout and stderr
+	fileOOM             // the container cgroup's OOM counter file (or /dev/null)
+	fileCgroup          // the container cgroup's directory on v2 (or /dev/null)
+	agentFiles
 )
 
 // agentConfig is what the agent needs to set the container up.
@@ -49,7 +57,7 @@ type agentConfig struct {
 	// The agent stays in the Manager's cgroup; its processes start in
 	// the container's, which holds the limits. On v1 the spawner thread
 	// moves itself there through these tasks files; on v2 every fork
-	// clones into the cgroup directory passed as fdAppCg.
+	// clones into the cgroup directory sent as fileCgroup.
 	AppTasks []string `json:"app_tasks,omitempty"`
 	AppCgFD  bool     `json:"app_cg_fd,omitempty"`
 	// With networking: written to /etc/resolv.conf and /etc/hosts.
@@ -66,6 +74,7 @@ type agent struct {
 	spawnMu   sync.Mutex   // serialises fork: rlimits and oom_score_adj are set on the agent around it
 	forks     chan forkReq // served by the spawner thread
 	protected bool         // the agent's oom_score_adj is -1000
+	cgroup    int          // v2: the container cgroup's directory, -1 on v1
 
 	mu      sync.Mutex
 	running map[int]*agentProcess // by pid
@@ -86,22 +95,24 @@ const agentName = "paaskit-container-agent"
 
 // agentMain runs the agent; it never returns.
 func agentMain() {
-	ready := os.NewFile(fdReady, "ready")
-	a, err := agentSetup()
+	unix.CloseOnExec(fdControl)
+	ctl := os.NewFile(fdControl, "control")
+	cfg, files, err := receiveConfig(ctl)
 	if err != nil {
-		fmt.Fprintf(ready, "%v\n", err)
+		os.Exit(1) // the Manager went away, or sent nonsense: nothing to set up
+	}
+	// From here on the agent's output goes to the container's log.
+	unix.Dup3(int(files[fileLog].Fd()), 1, 0)
+	unix.Dup3(int(files[fileLog].Fd()), 2, 0)
+	files[fileLog].Close()
+	a, l, err := agentSetup(cfg, files)
+	if err != nil {
+		ctl.Write([]byte(err.Error()))
 		os.Exit(1)
 	}
-	lf := os.NewFile(fdListener, "listener")
-	l, err := net.FileListener(lf)
-	if err != nil {
-		fmt.Fprintf(ready, "listener: %v\n", err)
-		os.Exit(1)
-	}
-	lf.Close() // FileListener made its own copy
 	go a.reap()
-	fmt.Fprintf(ready, "ok\n")
-	ready.Close()
+	ctl.Write([]byte("ok"))
+	ctl.Close()
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -114,16 +125,51 @@ func agentMain() {
 	}
 }
 
-func agentSetup() (*agent, error) {
-	for _, fd := range []int{fdConfig, fdListener, fdReady, fdOOM, fdAppCg} {
+// receiveConfig reads the one message the Manager sends a new agent.
+func receiveConfig(ctl *os.File) (*agentConfig, []*os.File, error) {
+	buf := make([]byte, maxMessage)
+	oob := make([]byte, unix.CmsgSpace(agentFiles*4))
+	n, oobn, _, _, err := unix.Recvmsg(int(ctl.Fd()), buf, oob, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, nil, fmt.Errorf("control message: %v", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != agentFiles {
+		return nil, nil, fmt.Errorf("control files: %d, %v", len(fds), err)
+	}
+	files := make([]*os.File, len(fds))
+	for i, fd := range fds {
 		unix.CloseOnExec(fd)
+		files[i] = os.NewFile(uintptr(fd), "agent file")
 	}
 	var cfg agentConfig
-	cf := os.NewFile(fdConfig, "config")
-	if err := json.NewDecoder(cf).Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+	if err := json.Unmarshal(buf[:n], &cfg); err != nil {
+		return nil, nil, err
 	}
-	cf.Close()
+	return &cfg, files, nil
+}
+
+// sendConfig is the Manager's side of receiveConfig.
+func sendConfig(ctl *os.File, cfg *agentConfig, files [agentFiles]*os.File) error {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxMessage {
+		return fmt.Errorf("agent config of %d bytes is too long", len(b))
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	return unix.Sendmsg(int(ctl.Fd()), b, unix.UnixRights(fds...), nil, 0)
+}
+
+func agentSetup(cfg *agentConfig, files []*os.File) (*agent, net.Listener, error) {
 	// Container processes cannot signal their PID 1 to death: the signals
 	// that would end a Go program are caught and dropped. They are caught,
 	// not ignored, because ignored dispositions survive execve and the
@@ -135,28 +181,42 @@ func agentSetup() (*agent, error) {
 		}
 	}()
 	a := &agent{
-		cfg:     cfg,
+		cfg:     *cfg,
 		running: map[int]*agentProcess{},
 		byID:    map[string]*agentProcess{},
 		early:   map[int]syscall.WaitStatus{},
 		changed: make(chan struct{}),
+		cgroup:  -1,
 	}
 	if cfg.OOMFile {
-		a.oom = os.NewFile(fdOOM, "oom")
+		a.oom = files[fileOOM]
+	} else {
+		files[fileOOM].Close()
+	}
+	if cfg.AppCgFD {
+		a.cgroup = int(files[fileCgroup].Fd())
+	} else {
+		files[fileCgroup].Close()
+	}
+	l, err := net.FileListener(files[fileListener])
+	files[fileListener].Close() // FileListener made its own copy
+	if err != nil {
+		return nil, nil, fmt.Errorf("listener: %w", err)
 	}
 	procs, err := os.OpenRoot(cfg.ProcessesDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	a.procs = procs
-	// Before the pivot: the spawner opens the app cgroup's files by path.
+	// Before the pivot: the spawner opens the container cgroup's files by
+	// path.
 	if err := a.restrict(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := setupRootfs(&cfg); err != nil {
-		return nil, err
+	if err := setupRootfs(&a.cfg); err != nil {
+		return nil, nil, err
 	}
-	return a, nil
+	return a, l, nil
 }
 
 // restrict sets what every container process inherits from the agent:
@@ -214,9 +274,9 @@ func (a *agent) spawner(started chan<- error) {
 	}
 	close(started)
 	for r := range a.forks {
-		if a.cfg.AppCgFD {
+		if a.cgroup >= 0 {
 			r.attr.Sys.UseCgroupFD = true
-			r.attr.Sys.CgroupFD = fdAppCg
+			r.attr.Sys.CgroupFD = a.cgroup
 		}
 		pid, err := syscall.ForkExec(r.prog, r.argv, r.attr)
 		r.reply <- forkResult{pid, err}

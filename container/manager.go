@@ -37,6 +37,7 @@ type Manager struct {
 	events  *dispatcher
 	reaper  *reaper
 	watcher *dirWatcher // wakes process followers
+	spares  *spares     // agents started ahead of need
 	net     *netMgr     // nil without WithNetwork
 
 	mu         sync.Mutex
@@ -89,6 +90,7 @@ func New(depot string, opts ...Option) (*Manager, error) {
 		containers: map[string]*Container{},
 		creating:   map[string]bool{},
 	}
+	m.spares = newSpares(ctx, m.reaper)
 	if m.watcher, err = newDirWatcher(); err != nil {
 		m.Close()
 		return nil, err
@@ -127,6 +129,7 @@ func (m *Manager) Close() error {
 		c.release()
 	}
 	m.stop()
+	m.spares.close()
 	if m.watcher != nil {
 		m.watcher.close()
 	}

@@ -2,14 +2,12 @@ package container
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -46,9 +44,10 @@ func supported() error {
 	return nil
 }
 
-// start makes the container's directories and cgroup, starts its agent and
-// waits until the agent runs in its new root.
-func (c *Container) start(ctx context.Context) error {
+// start makes the container's directories and cgroup, hands them to an
+// agent (a spare started ahead of need when there is one) and waits until
+// the agent runs in its new root.
+func (c *Container) start(ctx context.Context) (retErr error) {
 	for _, d := range []string{"rootfs", "upper", "work", "processes"} {
 		if err := os.Mkdir(filepath.Join(c.dir, d), 0o700); err != nil {
 			return err
@@ -70,101 +69,43 @@ func (c *Container) start(ctx context.Context) error {
 	}
 	c.cg = cg
 
+	var files [agentFiles]*os.File
+	defer func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
 	l, err := listenUnix(c.socketPath())
 	if err != nil {
 		return fmt.Errorf("agent socket: %w", err)
 	}
-	lf, err := l.File()
+	files[fileListener], err = l.File()
 	l.Close() // the agent owns the socket from now on
 	if err != nil {
 		return err
 	}
-	defer lf.Close()
-
-	cfgR, cfgW, err := os.Pipe()
+	if files[fileLog], err = os.OpenFile(filepath.Join(c.dir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+		return err
+	}
+	hasOOM := true
+	if files[fileOOM], err = os.Open(cg.OOMCounterFile()); errors.Is(err, fs.ErrNotExist) {
+		hasOOM = false
+		files[fileOOM], err = os.Open(os.DevNull)
+	}
 	if err != nil {
 		return err
 	}
-	defer cfgR.Close()
-	defer cfgW.Close()
-	readyR, readyW, err := os.Pipe()
+	hasCgFD := true
+	if files[fileCgroup], err = cg.CgroupFD(); errors.Is(err, errors.ErrUnsupported) {
+		hasCgFD = false
+		files[fileCgroup], err = os.Open(os.DevNull)
+	}
 	if err != nil {
 		return err
 	}
-	defer readyR.Close()
-	defer readyW.Close()
-	devNull, err := os.Open(os.DevNull)
-	if err != nil {
-		return err
-	}
-	defer devNull.Close()
-	oomFile, err := os.Open(cg.OOMCounterFile())
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	hasOOM := oomFile != nil
-	if hasOOM {
-		defer oomFile.Close()
-	} else {
-		oomFile = devNull
-	}
-	appFD, err := cg.CgroupFD()
-	hasAppFD := err == nil
-	if hasAppFD {
-		defer appFD.Close()
-	} else if errors.Is(err, errors.ErrUnsupported) {
-		appFD = devNull
-	} else {
-		return err
-	}
-	extra := []*os.File{cfgR, lf, readyW, oomFile, appFD}
-	logf, err := os.OpenFile(filepath.Join(c.dir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	cmd := &exec.Cmd{
-		Path:       self,
-		Args:       []string{agentName, c.handle},
-		Env:        []string{"GOGC=50", "GOMAXPROCS=1"},
-		Stdout:     logf,
-		Stderr:     logf,
-		ExtraFiles: extra,
-		SysProcAttr: &syscall.SysProcAttr{
-			Setsid:     true,
-			Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET,
-		},
-	}
-	c.m.reaper.mu.Lock() // the reaper must not miss this child
-	err = cmd.Start()
-	if err == nil {
-		c.m.reaper.add(cmd.Process.Pid)
-	}
-	c.m.reaper.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("start agent: %w", err)
-	}
-	pid := cmd.Process.Pid
-	cmd.Process.Release()
-	c.state.AgentPID = pid
-	if c.state.AgentStartTime, err = procStartTime(pid); err != nil {
-		unix.Kill(pid, unix.SIGKILL) // our child: its pid cannot be reused before the reaper waits for it
-		return err
-	}
-	// From here teardown finds and kills the agent through the state file.
-	if err := c.saveState(); err != nil {
-		unix.Kill(pid, unix.SIGKILL)
-		return err
-	}
-	cfgR.Close()
-	readyW.Close()
-	lf.Close()
-	cfg := agentConfig{
+	cfg := &agentConfig{
 		Handle:       c.handle,
 		Rootfs:       filepath.Join(c.dir, "rootfs"),
 		Lower:        c.state.Stack,
@@ -179,20 +120,32 @@ func (c *Container) start(ctx context.Context) error {
 		OOMFile:      hasOOM,
 		DropMknod:    cgroups.DetectMode() == cgroups.Unified, // no device filter on v2 yet
 		AppTasks:     cg.ThreadFiles(),
-		AppCgFD:      hasAppFD,
+		AppCgFD:      hasCgFD,
 	}
 	if ns := c.state.Net; ns != nil {
 		cfg.ResolvConf = c.m.net.resolvConf()
 		cfg.Hosts = fmt.Sprintf("127.0.0.1 localhost\n%s %s\n", ns.IP, c.state.Spec.Hostname)
 	}
-	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
+
+	sp, err := c.m.spares.take()
+	if err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	defer sp.ctl.Close()
+	c.state.AgentPID, c.state.AgentStartTime = sp.pid, sp.startTime
+	// From here teardown finds and kills the agent through the state file.
+	if err := c.saveState(); err != nil {
+		sp.kill()
+		return err
+	}
+	if err := sendConfig(sp.ctl, cfg, files); err != nil {
 		return fmt.Errorf("configure agent: %w", err)
 	}
-	cfgW.Close()
 	readyMsg := make(chan string, 1)
 	go func() {
-		b, _ := io.ReadAll(readyR)
-		readyMsg <- strings.TrimSpace(string(b))
+		b := make([]byte, 4096)
+		n, _ := sp.ctl.Read(b)
+		readyMsg <- strings.TrimSpace(string(b[:max(n, 0)]))
 	}()
 	select {
 	case msg := <-readyMsg:
@@ -206,7 +159,7 @@ func (c *Container) start(ctx context.Context) error {
 			return fmt.Errorf("%w: %s", ErrAgent, msg)
 		}
 	case <-ctx.Done():
-		readyR.Close()
+		sp.ctl.SetReadDeadline(time.Now())
 		return ctx.Err()
 	}
 	return c.watchOOM()

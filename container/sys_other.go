@@ -72,3 +72,9 @@ func (c *Container) NetOut(ctx context.Context, rule NetOutRule) error { return 
 
 // LimitBandwidth shapes the container's traffic; it needs Linux.
 func (c *Container) LimitBandwidth(ctx context.Context, bw Bandwidth) error { return errUnsupported }
+
+type spares struct{}
+
+func newSpares(ctx context.Context, r *reaper) *spares { return &spares{} }
+
+func (s *spares) close() {}

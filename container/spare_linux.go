@@ -1,0 +1,148 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Starting an agent (exec of this program, the Go runtime starting, new
+// namespaces) is the largest part of Create. So the Manager keeps one
+// agent started ahead of need, a spare, waiting on its control socket for
+// a container to set up; Create takes it and a new spare starts in the
+// background. A spare is in new namespaces but in no container cgroup and
+// owns nothing: if the Manager dies, its control socket closes and the
+// spare exits.
+
+// spareAgent is a started agent waiting for its config.
+type spareAgent struct {
+	pid       int
+	startTime uint64
+	ctl       *os.File // the Manager's end of the control socket
+}
+
+func (s *spareAgent) kill() {
+	unix.Kill(s.pid, unix.SIGKILL) // our child: the pid is ours until reaped
+	s.ctl.Close()
+}
+
+// spares keeps at most one spare agent.
+type spares struct {
+	reaper *reaper
+	ctx    context.Context
+	mu     sync.Mutex
+	spare  *spareAgent
+	refill chan struct{}
+	done   chan struct{}
+}
+
+func newSpares(ctx context.Context, r *reaper) *spares {
+	s := &spares{reaper: r, ctx: ctx, refill: make(chan struct{}, 1), done: make(chan struct{})}
+	s.refill <- struct{}{}
+	go s.loop()
+	return s
+}
+
+// loop starts a spare whenever asked and there is none, until ctx ends;
+// then it kills the spare left.
+func (s *spares) loop() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.ctx.Done():
+			s.mu.Lock()
+			if s.spare != nil {
+				s.spare.kill()
+				s.spare = nil
+			}
+			s.mu.Unlock()
+			return
+		case <-s.refill:
+		}
+		s.mu.Lock()
+		has := s.spare != nil
+		s.mu.Unlock()
+		if has {
+			continue
+		}
+		sp, err := startAgent(s.reaper)
+		if err != nil {
+			continue // take starts one itself and reports the error
+		}
+		s.mu.Lock()
+		if s.ctx.Err() != nil || s.spare != nil {
+			sp.kill()
+		} else {
+			s.spare = sp
+		}
+		s.mu.Unlock()
+	}
+}
+
+// take returns the spare, or a freshly started agent when there is none,
+// and asks for a new spare.
+func (s *spares) take() (*spareAgent, error) {
+	s.mu.Lock()
+	sp := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	select {
+	case s.refill <- struct{}{}:
+	default:
+	}
+	if sp != nil {
+		return sp, nil
+	}
+	return startAgent(s.reaper)
+}
+
+// close kills the spare and stops the loop; the Manager's ctx must be
+// cancelled first.
+func (s *spares) close() { <-s.done }
+
+// startAgent starts this program as an agent in new mount, pid, uts, ipc
+// and network namespaces, waiting for its config.
+func startAgent(r *reaper) (*spareAgent, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socketpair", err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "agent control"), os.NewFile(uintptr(fds[1]), "agent control")
+	defer theirs.Close()
+	cmd := &exec.Cmd{
+		Path:       self,
+		Args:       []string{agentName},
+		Env:        []string{"GOGC=50", "GOMAXPROCS=1"},
+		ExtraFiles: []*os.File{theirs},
+		SysProcAttr: &syscall.SysProcAttr{
+			Setsid:     true,
+			Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET,
+		},
+	}
+	r.mu.Lock() // the reaper must not miss this child
+	err = cmd.Start()
+	if err == nil {
+		r.add(cmd.Process.Pid)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		ours.Close()
+		return nil, fmt.Errorf("start agent: %w", err)
+	}
+	sp := &spareAgent{pid: cmd.Process.Pid, ctl: ours}
+	cmd.Process.Release()
+	if sp.startTime, err = procStartTime(sp.pid); err != nil {
+		sp.kill()
+		return nil, err
+	}
+	return sp, nil
+}
