@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/creack/pty"
 	"github.com/moby/sys/user"
 	"golang.org/x/sys/unix"
 )
@@ -60,6 +61,10 @@ type agentConfig struct {
 	// clones into the cgroup directory sent as fileCgroup.
 	AppTasks []string `json:"app_tasks,omitempty"`
 	AppCgFD  bool     `json:"app_cg_fd,omitempty"`
+	// With the image quota backend: the loop device of the container's
+	// writable layer, mounted at DiskMount in the agent's namespace.
+	DiskDevice string `json:"disk_device,omitempty"`
+	DiskMount  string `json:"disk_mount,omitempty"`
 	// With networking: written to /etc/resolv.conf and /etc/hosts.
 	ResolvConf string `json:"resolv_conf,omitempty"`
 	Hosts      string `json:"hosts,omitempty"`
@@ -75,6 +80,7 @@ type agent struct {
 	forks     chan forkReq // served by the spawner thread
 	protected bool         // the agent's oom_score_adj is -1000
 	cgroup    int          // v2: the container cgroup's directory, -1 on v1
+	disk      *os.File     // the image backend's file system root
 
 	mu      sync.Mutex
 	running map[int]*agentProcess // by pid
@@ -89,6 +95,7 @@ type agentProcess struct {
 	pid     int
 	oomBase uint64
 	exited  chan syscall.WaitStatus
+	pty     *os.File // the terminal's master, for processes with one
 }
 
 const agentName = "paaskit-container-agent"
@@ -111,7 +118,12 @@ func agentMain() {
 		os.Exit(1)
 	}
 	go a.reap()
-	ctl.Write([]byte("ok"))
+	if a.disk != nil {
+		// The Manager measures and grows the file system through this fd.
+		fmt.Fprintf(ctl, "ok disk=%d", a.disk.Fd())
+	} else {
+		ctl.Write([]byte("ok"))
+	}
 	ctl.Close()
 	for {
 		c, err := l.Accept()
@@ -213,6 +225,11 @@ func agentSetup(cfg *agentConfig, files []*os.File) (*agent, net.Listener, error
 	if err := a.restrict(); err != nil {
 		return nil, nil, err
 	}
+	if a.cfg.DiskDevice != "" {
+		if a.disk, err = mountDisk(&a.cfg); err != nil {
+			return nil, nil, fmt.Errorf("disk: %w", err)
+		}
+	}
 	if err := setupRootfs(&a.cfg); err != nil {
 		return nil, nil, err
 	}
@@ -310,6 +327,12 @@ func (a *agent) serve(c net.Conn) {
 		a.stop(req.Kill, time.Duration(req.Grace))
 	case opList:
 		resp.Processes = a.list()
+	case opResize:
+		if req.TTY == nil {
+			err = fmt.Errorf("%w: resize without a size", ErrInvalidSpec)
+		} else {
+			err = a.resize(req.ID, *req.TTY)
+		}
 	default:
 		err = fmt.Errorf("%w: unknown op %q", ErrInvalidSpec, req.Op)
 	}
@@ -502,7 +525,13 @@ func (a *agent) run(ps *agentProc) (int, *os.File, error) {
 		stdout.Close()
 		return 0, nil, err
 	}
-	files, parentEnds, childEnds, err := childPipes(ps.Stdin)
+	var files []uintptr
+	var parentEnds, childEnds []*os.File
+	if ps.TTY != nil {
+		files, parentEnds, childEnds, err = childTTY(ps.TTY)
+	} else {
+		files, parentEnds, childEnds, err = childPipes(ps.Stdin)
+	}
 	if err != nil {
 		stdout.Close()
 		stderr.Close()
@@ -518,10 +547,14 @@ func (a *agent) run(ps *agentProc) (int, *os.File, error) {
 		Files: files,
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
+			Setctty:    ps.TTY != nil, // the terminal, as fd 0, becomes the controlling one
 			Credential: &syscall.Credential{Uid: uint32(eu.Uid), Gid: uint32(eu.Gid), Groups: groups},
 		},
 	}
 	p := &agentProcess{id: ps.ID, exited: make(chan syscall.WaitStatus, 1), oomBase: a.oomCount()}
+	if ps.TTY != nil {
+		p.pty = parentEnds[1]
+	}
 	pid, err := a.fork(prog, append([]string{ps.Path}, ps.Args...), attr, ps.Limits)
 	for _, f := range childEnds {
 		f.Close()
@@ -548,7 +581,55 @@ func (a *agent) run(ps *agentProc) (int, *os.File, error) {
 	}
 	a.mu.Unlock()
 	go a.watch(p, parentEnds[1], parentEnds[2], stdout, stderr)
-	return pid, parentEnds[0], nil
+	stdin := parentEnds[0]
+	if ps.TTY != nil && ps.Stdin {
+		// Input goes to the terminal; it stays open for output until
+		// the process is gone, so the caller writes to a duplicate.
+		stdin, err = dupFile(p.pty)
+		if err != nil {
+			return pid, nil, nil
+		}
+	}
+	return pid, stdin, nil
+}
+
+// childTTY allocates a terminal from the container's devpts for a
+// process: the child gets the terminal as fds 0, 1 and 2; parentEnds[1]
+// is the master (output, input and resizing), [0] and [2] are nil.
+func childTTY(ts *TTYSpec) (files []uintptr, parentEnds, childEnds []*os.File, err error) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("allocate a terminal: %w", err)
+	}
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: ts.Rows, Cols: ts.Columns}); err != nil {
+		ptmx.Close()
+		tty.Close()
+		return nil, nil, nil, err
+	}
+	fd := tty.Fd()
+	return []uintptr{fd, fd, fd}, []*os.File{nil, ptmx, nil}, []*os.File{tty}, nil
+}
+
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+// resize sets the window size of a process's terminal.
+func (a *agent) resize(id string, ts TTYSpec) error {
+	a.mu.Lock()
+	p, ok := a.byID[id]
+	a.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: no running process %q", ErrNotFound, id)
+	}
+	if p.pty == nil {
+		return fmt.Errorf("%w: process %q has no terminal", ErrInvalidSpec, id)
+	}
+	return pty.Setsize(p.pty, &pty.Winsize{Rows: ts.Rows, Cols: ts.Columns})
 }
 
 // childPipes makes the child's stdin (/dev/null or a pipe), stdout and
@@ -624,6 +705,10 @@ func (a *agent) watch(p *agentProcess, outR, errR, outF, errF *os.File) {
 	var wg sync.WaitGroup
 	drained := make(chan struct{})
 	for i, pair := range [][2]*os.File{{outR, outF}, {errR, errF}} {
+		if pair[0] == nil { // a terminal: one stream, on stdout
+			pair[1].Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

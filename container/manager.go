@@ -39,6 +39,7 @@ type Manager struct {
 	watcher *dirWatcher // wakes process followers
 	spares  *spares     // agents started ahead of need
 	net     *netMgr     // nil without WithNetwork
+	quota   *quotaMgr   // the disk quota backend
 
 	mu         sync.Mutex
 	containers map[string]*Container
@@ -92,6 +93,10 @@ func New(depot string, opts ...Option) (*Manager, error) {
 	}
 	m.spares = newSpares(ctx, m.reaper)
 	if m.watcher, err = newDirWatcher(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := m.openQuota(); err != nil {
 		m.Close()
 		return nil, err
 	}

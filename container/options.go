@@ -15,6 +15,7 @@ type options struct {
 	stopTimeout  time.Duration
 	onEvent      func(Event)
 	network      *NetworkConfig
+	quota        QuotaBackend
 }
 
 // Defaults of the options.
@@ -61,6 +62,11 @@ func WithEventHandler(f func(Event)) Option { return func(o *options) { o.onEven
 func WithNetwork(cfg NetworkConfig) Option {
 	return func(o *options) { o.network = &cfg }
 }
+
+// WithQuota chooses the disk quota backend instead of probing for the
+// first that works (see QuotaBackend). New fails when the chosen one does
+// not work on the host.
+func WithQuota(b QuotaBackend) Option { return func(o *options) { o.quota = b } }
 
 // EventType says what happened to a container.
 type EventType int

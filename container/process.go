@@ -66,7 +66,7 @@ func (c *Container) Run(ctx context.Context, spec ProcessSpec, pio ProcessIO) (*
 	}
 	req := agentRequest{Op: opRun, Process: &agentProc{
 		ID: spec.ID, Path: spec.Path, Args: spec.Args, Env: spec.Env, Dir: spec.Dir,
-		User: spec.User, Limits: spec.Limits, Stdin: pio.Stdin != nil,
+		User: spec.User, Limits: spec.Limits, Stdin: pio.Stdin != nil, TTY: spec.TTY,
 	}}
 	resp, conn, err := c.call(ctx, req)
 	if err != nil {
@@ -168,6 +168,22 @@ func (p *Process) Signal(ctx context.Context, sig syscall.Signal) error {
 // exitFile is the name of a process's exit status file, written by the
 // agent (atomically, after the process's output) when the process exits.
 const exitFile = "exit.json"
+
+// SetTTY changes the window size of the process's terminal; the process
+// gets SIGWINCH. A process without a terminal returns an error wrapping
+// ErrInvalidSpec, one
+// that exited an error wrapping ErrNotFound.
+func (p *Process) SetTTY(ctx context.Context, ts TTYSpec) error {
+	if err := p.c.check(); err != nil {
+		return err
+	}
+	_, conn, err := p.c.call(ctx, agentRequest{Op: opResize, ID: p.id, TTY: &ts})
+	if err != nil {
+		return err
+	}
+	conn.Close()
+	return nil
+}
 
 // readExit reads a process's exit status file; fs.ErrNotExist while it
 // runs.

@@ -21,6 +21,7 @@ const (
 	opSignal = "signal"
 	opStop   = "stop"
 	opList   = "list"
+	opResize = "resize"
 )
 
 type agentRequest struct {
@@ -30,6 +31,7 @@ type agentRequest struct {
 	Signal  int          `json:"signal,omitempty"`
 	Kill    bool         `json:"kill,omitempty"`
 	Grace   jsonDuration `json:"grace,omitempty"`
+	TTY     *TTYSpec     `json:"tty,omitempty"`
 }
 
 type agentProc struct {
@@ -41,6 +43,7 @@ type agentProc struct {
 	User   string   `json:"user,omitempty"`
 	Limits RLimits  `json:"limits"`
 	Stdin  bool     `json:"stdin,omitempty"`
+	TTY    *TTYSpec `json:"tty,omitempty"`
 }
 
 type agentResponse struct {

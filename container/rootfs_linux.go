@@ -73,6 +73,27 @@ func setupRootfs(cfg *agentConfig) error {
 	return pivotRoot(root)
 }
 
+// mountDisk mounts the container's own file system (the image quota
+// backend) in the agent's mount namespace and moves the overlay's upper
+// and work directories onto it. It returns the file system's root, which
+// the agent keeps open for the Manager.
+func mountDisk(cfg *agentConfig) (*os.File, error) {
+	if err := os.Mkdir(cfg.DiskMount, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, err
+	}
+	if err := mount(cfg.DiskDevice, cfg.DiskMount, "ext4", unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return nil, err
+	}
+	cfg.Upper, cfg.Work = filepath.Join(cfg.DiskMount, "upper"), filepath.Join(cfg.DiskMount, "work")
+	for _, d := range []string{cfg.Upper, cfg.Work} {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+	}
+	os.Remove(filepath.Join(cfg.DiskMount, "lost+found"))
+	return os.Open(cfg.DiskMount)
+}
+
 // writeEtc writes the container's /etc/hostname, and its resolv.conf and
 // hosts when networking gave them (through the root, so that a link in
 // the stack cannot lead out).

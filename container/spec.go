@@ -71,6 +71,10 @@ type Limits struct {
 	CPUShares uint64
 	// PidsMax caps the number of processes and threads.
 	PidsMax int64
+	// DiskBytes and DiskInodes cap the container's writable layer (see
+	// QuotaBackend for how, per host). At least 4 MiB and 64 inodes
+	// when set.
+	DiskBytes, DiskInodes int64
 }
 
 // RLimits are per-process resource limits, as setrlimit(2). Nil fields
@@ -114,6 +118,17 @@ type ProcessSpec struct {
 	User string
 	// Limits are the process's rlimits; nil fields keep the defaults.
 	Limits RLimits
+	// TTY, when set, runs the process on a terminal of the container's
+	// own devpts, as its session leader with the terminal as controlling
+	// tty. Its output (stdout and stderr together, with the terminal's
+	// line discipline, such as "\r\n" line ends) is kept as stdout.
+	TTY *TTYSpec
+}
+
+// TTYSpec is a terminal's window size.
+type TTYSpec struct {
+	Rows    uint16 `json:"rows"`
+	Columns uint16 `json:"columns"`
 }
 
 // ExitStatus is how a process ended.
@@ -193,6 +208,12 @@ func (s *Spec) Validate() error {
 	}
 	if s.Limits.PidsMax < 0 {
 		return specErr("Limits.PidsMax", "%d is negative", s.Limits.PidsMax)
+	}
+	if s.Limits.DiskBytes < 0 || (s.Limits.DiskBytes > 0 && s.Limits.DiskBytes < 4<<20) {
+		return specErr("Limits.DiskBytes", "%d is below 4 MiB", s.Limits.DiskBytes)
+	}
+	if s.Limits.DiskInodes < 0 || (s.Limits.DiskInodes > 0 && s.Limits.DiskInodes < 64) {
+		return specErr("Limits.DiskInodes", "%d is below 64", s.Limits.DiskInodes)
 	}
 	if s.GraceTime < 0 {
 		return specErr("GraceTime", "%v is negative", s.GraceTime)

@@ -19,18 +19,19 @@ const (
 // containerState is what the depot keeps of a container, rewritten
 // atomically (write to a temporary file, rename) on every change.
 type containerState struct {
-	Version        int       `json:"version"`
-	Handle         string    `json:"handle"`
-	Phase          string    `json:"phase"`
-	Spec           Spec      `json:"spec"`
-	Stack          string    `json:"stack,omitempty"` // the overlay's lower directory
-	CgroupPath     string    `json:"cgroup_path"`
-	AgentPID       int       `json:"agent_pid,omitempty"`
-	AgentStartTime uint64    `json:"agent_start_time,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	Events         []string  `json:"events,omitempty"`
-	OOMKills       uint64    `json:"oom_kills,omitempty"`
-	Net            *netState `json:"net,omitempty"`
+	Version        int        `json:"version"`
+	Handle         string     `json:"handle"`
+	Phase          string     `json:"phase"`
+	Spec           Spec       `json:"spec"`
+	Stack          string     `json:"stack,omitempty"` // the overlay's lower directory
+	CgroupPath     string     `json:"cgroup_path"`
+	AgentPID       int        `json:"agent_pid,omitempty"`
+	AgentStartTime uint64     `json:"agent_start_time,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	Events         []string   `json:"events,omitempty"`
+	OOMKills       uint64     `json:"oom_kills,omitempty"`
+	Net            *netState  `json:"net,omitempty"`
+	Disk           *diskState `json:"disk,omitempty"`
 }
 
 func writeState(dir string, st *containerState) error {

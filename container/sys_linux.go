@@ -60,6 +60,13 @@ func (c *Container) start(ctx context.Context) (retErr error) {
 			return err
 		}
 	}
+	loop, err := c.diskPrepare()
+	if err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	if loop != nil {
+		defer loop.Close() // the agent's mount holds the device from then on
+	}
 	// Only the container's processes live in its cgroup: the agent stays
 	// in the Manager's, so its threads and memory do not count against
 	// the container's limits and the OOM killer never picks it.
@@ -122,6 +129,10 @@ func (c *Container) start(ctx context.Context) (retErr error) {
 		AppTasks:     cg.ThreadFiles(),
 		AppCgFD:      hasCgFD,
 	}
+	if loop != nil {
+		cfg.DiskDevice = loop.Name()
+		cfg.DiskMount = filepath.Join(c.dir, "disk")
+	}
 	if ns := c.state.Net; ns != nil {
 		cfg.ResolvConf = c.m.net.resolvConf()
 		cfg.Hosts = fmt.Sprintf("127.0.0.1 localhost\n%s %s\n", ns.IP, c.state.Spec.Hostname)
@@ -149,6 +160,13 @@ func (c *Container) start(ctx context.Context) (retErr error) {
 	}()
 	select {
 	case msg := <-readyMsg:
+		if fd, ok := strings.CutPrefix(msg, "ok disk="); ok && c.state.Disk != nil {
+			c.state.Disk.AgentFD, _ = strconv.Atoi(fd)
+			if err := c.imageBaseline(); err != nil {
+				return fmt.Errorf("disk: %w", err)
+			}
+			msg = "ok"
+		}
 		if msg != "ok" {
 			if msg == "" {
 				msg = "agent exited during setup"

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -78,3 +79,37 @@ type spares struct{}
 func newSpares(ctx context.Context, r *reaper) *spares { return &spares{} }
 
 func (s *spares) close() {}
+
+type quotaMgr struct{ backend QuotaBackend }
+
+func (m *Manager) openQuota() error {
+	m.quota = &quotaMgr{backend: QuotaScanner}
+	return nil
+}
+
+// QuotaBackend returns the backend that enforces disk limits; on this
+// platform, none.
+func (m *Manager) QuotaBackend() (QuotaBackend, []string) { return QuotaScanner, nil }
+
+func (c *Container) diskUsage(ctx context.Context) (DiskUsage, error) {
+	return DiskUsage{}, errUnsupported
+}
+
+// SetDiskLimit changes the container's disk limit; it needs Linux.
+func (c *Container) SetDiskLimit(ctx context.Context, bytes, inodes uint64) error {
+	return errUnsupported
+}
+
+// QuotaReport lists the disk use of every container; it needs Linux.
+func (m *Manager) QuotaReport(ctx context.Context) ([]QuotaEntry, error) { return nil, errUnsupported }
+
+// StreamIn extracts a tar stream into the container; it needs Linux.
+func (c *Container) StreamIn(ctx context.Context, dstPath, owner string, r io.Reader) error {
+	return errUnsupported
+}
+
+// StreamOut returns a path of the container as a tar stream; it needs
+// Linux.
+func (c *Container) StreamOut(ctx context.Context, srcPath string) (io.ReadCloser, error) {
+	return nil, errUnsupported
+}

@@ -23,7 +23,7 @@ var StackPrograms = []string{
 	"dd", "yes", "stat", "readlink", "ln", "cp", "mv", "chmod", "chown",
 	"wc", "grep", "sed", "tr", "sort", "uniq", "seq", "printf", "test",
 	"kill", "uname", "whoami", "date", "tee", "basename", "dirname",
-	"mktemp", "du", "df", "mknod", "tar", "gzip", "find", "xargs", "cut",
+	"mktemp", "du", "df", "stty", "tty", "mknod", "tar", "gzip", "find", "xargs", "cut",
 	"awk", "nproc", "timeout", "pwd", "ps", "mount", "umount", "nc", "python3",
 }
 
