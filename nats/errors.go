@@ -63,6 +63,7 @@ type ValidationError struct {
 	Reason string
 }
 
+// Error returns "nats: invalid <Message>: <Field>: <Reason>".
 func (e *ValidationError) Error() string {
 	return fmt.Sprintf("nats: invalid %s: %s: %s", e.Message, e.Field, e.Reason)
 }
@@ -82,6 +83,7 @@ type DecodeError struct {
 	Err error
 }
 
+// Error names the message type, the subject and the decoder's error.
 func (e *DecodeError) Error() string {
 	if e.Subject == "" {
 		return fmt.Sprintf("nats: malformed %s: %v", e.Message, e.Err)
@@ -100,6 +102,7 @@ type SubjectError struct {
 	Reason string
 }
 
+// Error names the subject and what is wrong with it.
 func (e *SubjectError) Error() string {
 	return fmt.Sprintf("nats: invalid subject %q: %s", e.Subject, e.Reason)
 }
@@ -123,6 +126,7 @@ type DeliveryError struct {
 	Err error
 }
 
+// Error names the subject and the cause.
 func (e *DeliveryError) Error() string {
 	return fmt.Sprintf("nats: delivery on %q: %v", e.Subject, e.Err)
 }
@@ -141,6 +145,7 @@ type StagingError struct {
 	Message string
 }
 
+// Error names the task, the error type if any, and the message.
 func (e *StagingError) Error() string {
 	if e.Type != "" {
 		return fmt.Sprintf("nats: staging task %s failed: %s: %s", e.TaskID, e.Type, e.Message)

@@ -32,7 +32,7 @@ type Limits struct {
 	// FDs is the limit on open file descriptors.
 	FDs int `json:"fds"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 func (l Limits) check(c *checker, prefix string) {
@@ -58,7 +58,7 @@ type EgressRule struct {
 	// Log asks for the packets to be logged.
 	Log bool `json:"log,omitzero"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 func checkEgress(c *checker, field string, rules []EgressRule) {
@@ -122,7 +122,7 @@ type StartMessage struct {
 	// EgressNetworkRules are the app's security group rules.
 	EgressNetworkRules []EgressRule `json:"egress_network_rules,omitzero"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports missing droplet, sha1 or executableUri, a malformed
@@ -212,9 +212,9 @@ func (f *InstanceFilter) Match(droplet, version, instanceID string, index int, s
 // stop given instances. A DEA receiving exactly {droplet} also stops the
 // app's staging tasks.
 type StopMessage struct {
-	InstanceFilter `json:",inline"`
+	InstanceFilter `json:",embed"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports a missing droplet (a stop with nothing to match),
@@ -235,7 +235,7 @@ type UpdateMessage struct {
 	// Version is the app's version now.
 	Version string `json:"version,omitzero"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports a missing droplet and empty uris.
@@ -250,14 +250,14 @@ func (m UpdateMessage) Validate() error {
 // (dea.find.droplet). Each DEA answers with one [FindDropletResponse]
 // per matching instance, so use [RequestMany].
 type FindDropletRequest struct {
-	InstanceFilter `json:",inline"`
+	InstanceFilter `json:",embed"`
 	// Path, when set, asks for a signed directory-server URL of that path
 	// in each instance (FileURIV2 of the reply).
 	Path string `json:"path,omitzero"`
 	// IncludeStats asks for the Stats of running instances.
 	IncludeStats bool `json:"include_stats,omitzero"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports what [StopMessage.Validate] reports.
@@ -302,7 +302,7 @@ type FindDropletResponse struct {
 	ConsolePort int      `json:"console_port,omitzero"`
 
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports missing dea, droplet, instance or state, a negative
@@ -349,7 +349,7 @@ type InstanceStats struct {
 	// Usage is the latest sample.
 	Usage InstanceUsage `json:"usage"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // InstanceUsage is one sample of an instance's resource usage.
@@ -363,7 +363,7 @@ type InstanceUsage struct {
 	Mem  int64 `json:"mem"`
 	Disk int64 `json:"disk"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // HeartbeatMessage is a DEA's periodic report of its instances
@@ -379,7 +379,7 @@ type HeartbeatMessage struct {
 	// Droplets are the instances.
 	Droplets []HeartbeatInstance `json:"droplets"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports a missing dea and, per instance, a missing droplet or
@@ -420,7 +420,7 @@ type HeartbeatInstance struct {
 	// the epoch.
 	StateTimestamp float64 `json:"state_timestamp"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // ExitedMessage says an instance stopped running (droplet.exited).
@@ -448,7 +448,7 @@ type ExitedMessage struct {
 	// epoch; set for crashes only.
 	CrashTimestamp int64 `json:"crash_timestamp,omitzero"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports a missing droplet, instance or reason, a negative
@@ -477,7 +477,7 @@ type ShutdownMessage struct {
 	// AppIDToCount is the number of instances per app GUID.
 	AppIDToCount map[string]int `json:"app_id_to_count"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports a missing id and negative counts.
@@ -505,7 +505,7 @@ type AdvertiseMessage struct {
 	// PlacementProperties carry the DEA's zone.
 	PlacementProperties PlacementProperties `json:"placement_properties"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports a missing id, empty stacks, negative capacities or
@@ -526,7 +526,7 @@ type PlacementProperties struct {
 	// Zone is the DEA's availability zone ("default" when not configured).
 	Zone string `json:"zone,omitzero"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // StagingAdvertiseMessage is a stager's periodic offer
@@ -543,7 +543,7 @@ type StagingAdvertiseMessage struct {
 	// PlacementProperties carry the DEA's zone; older DEAs omit it.
 	PlacementProperties *PlacementProperties `json:"placement_properties,omitzero"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports a missing id, empty stacks and negative capacities.
@@ -561,7 +561,7 @@ func (m StagingAdvertiseMessage) Validate() error {
 // as a LocateMessage, and any members are kept in Extra.
 type LocateMessage struct {
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate never fails.

@@ -46,7 +46,7 @@ type RegistryMessage struct {
 	// nanoseconds since the epoch.
 	EndpointUpdatedAtNs int64 `json:"endpoint_updated_at_ns,omitzero"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports a missing host, no port, ports out of range, no or
@@ -86,7 +86,7 @@ type RouterStartMessage struct {
 	// registered again.
 	PruneThresholdInSeconds int `json:"pruneThresholdInSeconds"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports a missing id and negative intervals.

@@ -42,7 +42,7 @@ type StagingRequest struct {
 	// AcceptsHTTP says Cloud Controller takes the result by HTTP callback.
 	AcceptsHTTP bool `json:"accepts_http,omitzero"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports missing app_id, task_id, download_uri or upload_uri,
@@ -92,17 +92,20 @@ type StagingProperties struct {
 	BuildpackGitURL string `json:"buildpack_git_url,omitzero"`
 	BuildpackKey    string `json:"buildpack_key,omitzero"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // StagingResources are the app's limits as the staging request gives
 // them: memory and disk in MiB, and file descriptors.
 type StagingResources struct {
+	// Memory is the app's memory limit in MiB.
 	Memory int `json:"memory"`
-	Disk   int `json:"disk"`
-	FDs    int `json:"fds"`
+	// Disk is the app's disk quota in MiB.
+	Disk int `json:"disk"`
+	// FDs is the app's limit on open file descriptors.
+	FDs int `json:"fds"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // AdminBuildpack is a buildpack installed by the operator.
@@ -112,7 +115,7 @@ type AdminBuildpack struct {
 	// URL is where to download it.
 	URL string `json:"url"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // StagingReply is one reply to a [StagingRequest]: the setup reply
@@ -146,7 +149,7 @@ type StagingReply struct {
 	// ErrorInfo classifies the failure.
 	ErrorInfo *StagingErrorInfo `json:"error_info,omitzero"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Final reports whether r ends the staging task: it failed, or the
@@ -188,7 +191,7 @@ type StagingErrorInfo struct {
 	// Message is for humans.
 	Message string `json:"message"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // StagingStopMessage asks every DEA to stop the staging tasks of an app
@@ -197,7 +200,7 @@ type StagingStopMessage struct {
 	// AppID is the app's GUID. Required.
 	AppID string `json:"app_id"`
 	// Extra holds unknown members (see [Extra]).
-	Extra Extra `json:",unknown"`
+	Extra Extra `json:",embed"`
 }
 
 // Validate reports a missing app_id.

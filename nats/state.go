@@ -51,19 +51,18 @@ func States() []State {
 // ("running" is RUNNING). An unknown name is an error matching
 // [ErrInvalidMessage].
 func ParseState(s string) (State, error) {
-	if st, ok := stateFromWire([]byte(s)); ok {
+	if st, ok := stateFromWire(s); ok {
 		return st, nil
 	}
-	if st, ok := stateFromWire([]byte(strings.ToUpper(s))); ok {
+	if st, ok := stateFromWire(strings.ToUpper(s)); ok {
 		return st, nil
 	}
 	return 0, fmt.Errorf("%w: unknown instance state %q", ErrInvalidMessage, s)
 }
 
-// stateFromWire maps the exact upper-case wire name to its State without
-// allocating.
-func stateFromWire(b []byte) (State, bool) {
-	switch string(b) {
+// stateFromWire maps the exact upper-case wire name to its State.
+func stateFromWire(name string) (State, bool) {
+	switch name {
 	case "BORN":
 		return StateBorn, true
 	case "STARTING":
@@ -108,7 +107,7 @@ func (s State) MarshalText() ([]byte, error) {
 
 // UnmarshalText parses a wire name as [ParseState] does.
 func (s *State) UnmarshalText(b []byte) error {
-	if st, ok := stateFromWire(b); ok {
+	if st, ok := stateFromWire(string(b)); ok {
 		*s = st
 		return nil
 	}

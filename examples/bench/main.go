@@ -88,7 +88,7 @@ var suites = []struct {
 }{
 	{"container", runContainerSuite},
 	{"droplet", nil},
-	{"nats", nil},
+	{"nats", runNatsSuite},
 	{"staging", nil},
 	{"instance", nil},
 	{"push", nil},
