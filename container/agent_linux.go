@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -13,11 +14,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/creack/pty"
 	"github.com/moby/sys/user"
+	"github.com/paaskit/paaskit/container/internal/seccomp"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,6 +34,10 @@ import (
 // It answers "ok" once the container is set up, or the error that stopped
 // it, and exits when the socket closes before a message arrives.
 const fdControl = 3
+
+// fdBinary is the sealed in-memory copy of the program that the agent was
+// executed from (see sealedSelf); the agent closes it first thing.
+const fdBinary = 4
 
 // agentFiles are the files sent with the config, in this order.
 const (
@@ -54,7 +62,13 @@ type agentConfig struct {
 	User         string      `json:"user,omitempty"`
 	OutputLimit  int64       `json:"output_limit"`
 	OOMFile      bool        `json:"oom_file,omitempty"`
-	DropMknod    bool        `json:"drop_mknod,omitempty"`
+	// The security profile, resolved: the bounding set, the seccomp
+	// program (none when unconfined), the masked and read-only paths.
+	Caps          []int                `json:"caps"`
+	Seccomp       []bpf.RawInstruction `json:"seccomp,omitempty"`
+	MaskedPaths   []string             `json:"masked_paths"`
+	ReadonlyPaths []string             `json:"readonly_paths"`
+	NoNewPrivs    bool                 `json:"no_new_privs"`
 	// The agent stays in the Manager's cgroup; its processes start in
 	// the container's, which holds the limits. On v1 the spawner thread
 	// moves itself there through these tasks files; on v2 every fork
@@ -102,7 +116,14 @@ const agentName = "paaskit-container-agent"
 
 // agentMain runs the agent; it never returns.
 func agentMain() {
-	unix.CloseOnExec(fdControl)
+	// Not dumpable: container processes may not ptrace the agent or read
+	// its memory through /proc/1/mem. (Exec makes its children dumpable
+	// again.)
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	unix.Close(fdBinary) // the sealed copy this program was started from
+	// Descriptors the Manager's process inherited without close-on-exec
+	// came along; none of them may reach a container process.
+	unix.CloseRange(fdControl, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
 	ctl := os.NewFile(fdControl, "control")
 	cfg, files, err := receiveConfig(ctl)
 	if err != nil {
@@ -117,7 +138,11 @@ func agentMain() {
 		ctl.Write([]byte(err.Error()))
 		os.Exit(1)
 	}
-	go a.reap()
+	// Ask for SIGCHLD before anything can be started: a child that exits
+	// before the reaper listens would stay a zombie no one waits for.
+	sig := make(chan os.Signal, 64)
+	signal.Notify(sig, syscall.SIGCHLD)
+	go a.reap(sig)
 	if a.disk != nil {
 		// The Manager measures and grows the file system through this fd.
 		fmt.Fprintf(ctl, "ok disk=%d", a.disk.Fd())
@@ -281,13 +306,23 @@ func (a *agent) spawner(started chan<- error) {
 			return
 		}
 	}
-	if err := dropBoundingSet(a.cfg.DropMknod); err != nil {
+	if err := dropBoundingSet(a.cfg.Caps); err != nil {
 		started <- err
 		return
 	}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		started <- os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", err)
-		return
+	if a.cfg.NoNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			started <- os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", err)
+			return
+		}
+	}
+	// Last: from here on this thread's own system calls are filtered too,
+	// and it only forks and execs.
+	if len(a.cfg.Seccomp) > 0 {
+		if err := seccomp.Install(a.cfg.Seccomp); err != nil {
+			started <- err
+			return
+		}
 	}
 	close(started)
 	for r := range a.forks {
@@ -419,9 +454,7 @@ func (a *agent) empty() bool {
 
 // reap waits for every child (spawned processes and orphans reparented to
 // PID 1) and hands the statuses of spawned ones to their watchers.
-func (a *agent) reap() {
-	sig := make(chan os.Signal, 64)
-	signal.Notify(sig, syscall.SIGCHLD)
+func (a *agent) reap(sig <-chan os.Signal) {
 	for range sig {
 		for {
 			var ws syscall.WaitStatus
@@ -509,6 +542,9 @@ func (a *agent) run(ps *agentProc) (int, *os.File, error) {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			dir = "/"
 		}
+	}
+	if err := checkDir(dir); err != nil {
+		return 0, nil, err
 	}
 	if err := a.procs.Mkdir(ps.ID, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -632,6 +668,21 @@ func (a *agent) resize(id string, ts TTYSpec) error {
 	return pty.Setsize(p.pty, &pty.Winsize{Rows: ts.Rows, Cols: ts.Columns})
 }
 
+// checkDir refuses a working directory that is not a directory of the
+// container's root reached without magic links: a cwd of /proc/self/fd/N
+// could be a descriptor of the host (CVE-2024-21626).
+func checkDir(dir string) error {
+	fd, err := unix.Openat2(unix.AT_FDCWD, dir, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_IN_ROOT,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: working directory %q: %v", ErrInvalidSpec, dir, err)
+	}
+	unix.Close(fd)
+	return nil
+}
+
 // childPipes makes the child's stdin (/dev/null or a pipe), stdout and
 // stderr pipes. files are the child's fds; parentEnds[0] is the stdin
 // writer (nil without stdin), [1] and [2] the output readers.
@@ -703,6 +754,7 @@ func (a *agent) watch(p *agentProcess, outR, errR, outF, errF *os.File) {
 	limit := a.cfg.OutputLimit
 	var dropped [2]int64
 	var wg sync.WaitGroup
+	var active atomic.Int64 // bumped by every read of output
 	drained := make(chan struct{})
 	for i, pair := range [][2]*os.File{{outR, outF}, {errR, errF}} {
 		if pair[0] == nil { // a terminal: one stream, on stdout
@@ -712,17 +764,29 @@ func (a *agent) watch(p *agentProcess, outR, errR, outF, errF *os.File) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dropped[i] = copyCapped(pair[1], pair[0], limit)
+			dropped[i] = copyCapped(pair[1], pair[0], limit, func() { active.Add(1) })
 			pair[0].Close()
 			pair[1].Close()
 		}()
 	}
 	go func() { wg.Wait(); close(drained) }()
 	ws := <-p.exited
-	select {
-	case <-drained:
-	case <-time.After(200 * time.Millisecond):
+	// The output ends when the pipes close, which a background child of
+	// the process can put off for ever: then the status is written once
+	// the output has been quiet for a second.
+	quiet := time.NewTicker(time.Second)
+	for seen := active.Load(); ; {
+		select {
+		case <-drained:
+		case <-quiet.C:
+			if now := active.Load(); now != seen {
+				seen = now
+				continue
+			}
+		}
+		break
 	}
+	quiet.Stop()
 	st := ExitStatus{Code: ws.ExitStatus(), ExitedAt: time.Now().UTC()}
 	if ws.Signaled() {
 		st.Signal = int(ws.Signal())
@@ -746,12 +810,15 @@ func (a *agent) watch(p *agentProcess, outR, errR, outF, errF *os.File) {
 
 // copyCapped copies r to w until EOF, keeping at most limit bytes (no cap
 // when limit <= 0); past the cap it writes a marker once and counts what
-// it drops.
-func copyCapped(w io.Writer, r io.Reader, limit int64) (dropped int64) {
+// it drops. It calls read after every read that got data.
+func copyCapped(w io.Writer, r io.Reader, limit int64, read func()) (dropped int64) {
 	buf := make([]byte, 32<<10)
 	var written int64
 	for {
 		n, err := r.Read(buf)
+		if n > 0 && read != nil {
+			read()
+		}
 		if n > 0 {
 			chunk := buf[:n]
 			if limit > 0 && written+int64(n) > limit {

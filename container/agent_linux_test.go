@@ -10,16 +10,16 @@ import (
 
 func TestCopyCapped(t *testing.T) {
 	var out bytes.Buffer
-	dropped := copyCapped(&out, strings.NewReader(strings.Repeat("x", 100)), 10)
+	dropped := copyCapped(&out, strings.NewReader(strings.Repeat("x", 100)), 10, nil)
 	assert.Equal(t, int64(90), dropped)
 	assert.Equal(t, strings.Repeat("x", 10)+"\n[paaskit: output limit of 10 bytes reached; the rest is dropped]\n", out.String())
 
 	out.Reset()
-	assert.Zero(t, copyCapped(&out, strings.NewReader("short"), 10))
+	assert.Zero(t, copyCapped(&out, strings.NewReader("short"), 10, nil))
 	assert.Equal(t, "short", out.String())
 
 	out.Reset()
-	assert.Zero(t, copyCapped(&out, strings.NewReader(strings.Repeat("y", 1<<20)), 0), "no cap")
+	assert.Zero(t, copyCapped(&out, strings.NewReader(strings.Repeat("y", 1<<20)), 0, nil), "no cap")
 	assert.Equal(t, 1<<20, out.Len())
 }
 

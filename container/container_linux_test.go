@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -60,8 +61,48 @@ func run(t *testing.T, c *container.Container, spec container.ProcessSpec) resul
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	code, err := p.Wait(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		diagnose(t, c, p)
+	}
 	require.NotErrorIs(t, err, context.DeadlineExceeded)
 	return result{code, err, out.String(), errb.String()}
+}
+
+// diagnose logs what a process that never ended left in the depot and
+// what its agent's threads are doing.
+func diagnose(t *testing.T, c *container.Container, p *container.Process) {
+	t.Helper()
+	dir := filepath.Join(c.Path(), "processes", p.ID())
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		t.Logf("%s: %q", e.Name(), b)
+	}
+	log, _ := os.ReadFile(filepath.Join(c.Path(), "agent.log"))
+	t.Logf("agent.log: %s", log)
+	if info, err := c.Info(context.Background()); err == nil {
+		t.Logf("agent %d, running %v", info.AgentPID, info.ProcessIDs)
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", info.AgentPID))
+		for _, task := range tasks {
+			status, _ := os.ReadFile(task + "/status")
+			var sig []string
+			for _, l := range strings.Split(string(status), "\n") {
+				if strings.HasPrefix(l, "Sig") || strings.HasPrefix(l, "ShdPnd") || strings.HasPrefix(l, "State") || strings.HasPrefix(l, "Seccomp") {
+					sig = append(sig, l)
+				}
+			}
+			kids, _ := os.ReadFile(task + "/children")
+			t.Logf("thread %s: %s children %q", filepath.Base(task), strings.Join(sig, " "), kids)
+			for _, kid := range strings.Fields(string(kids)) {
+				st, _ := os.ReadFile("/proc/" + kid + "/stat")
+				wc, _ := os.ReadFile("/proc/" + kid + "/wchan")
+				ks, _ := os.ReadFile("/proc/" + kid + "/stack")
+				t.Logf("child %s: %s wchan %s stack %s", kid, st, wc, ks)
+			}
+		}
+	} else {
+		t.Logf("info: %v", err)
+	}
 }
 
 func sh(script string) container.ProcessSpec {

@@ -160,3 +160,13 @@ func decodeFsxattr(b []byte) fsxattr {
 	copy(x.Pad[:], b[20:28])
 	return x
 }
+
+// projectID derives a project id from the depot and handle (ids below
+// 65536 are left to the host's own projects).
+func projectID(depot, handle string) uint32 {
+	var h uint32 = 2166136261
+	for _, b := range []byte(depot + "\x00" + handle) {
+		h = (h ^ uint32(b)) * 16777619
+	}
+	return 65536 + h%(1<<30)
+}

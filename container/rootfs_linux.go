@@ -13,17 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maskedPaths are hidden from containers (Docker's list): files get
-// /dev/null bound over them, directories an empty read-only tmpfs.
-var maskedPaths = []string{
-	"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-	"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-	"/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
-}
-
-// readonlyPaths are bound read-only over themselves (Docker's list).
-var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
-
 type device struct {
 	name         string
 	major, minor uint32
@@ -58,7 +47,7 @@ func setupRootfs(cfg *agentConfig) error {
 	if err := mountSpecial(root); err != nil {
 		return err
 	}
-	if err := maskPaths(root); err != nil {
+	if err := maskPaths(root, cfg.MaskedPaths, cfg.ReadonlyPaths); err != nil {
 		return err
 	}
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
@@ -207,9 +196,17 @@ func mountSpecial(root string) error {
 	return nil
 }
 
-func maskPaths(root string) error {
+// maskPaths hides masked (files get /dev/null bound over them,
+// directories an empty read-only tmpfs) and binds readonly read-only over
+// themselves.
+func maskPaths(root string, masked, readonly []string) error {
 	null := filepath.Join(root, "dev/null")
-	for _, p := range maskedPaths {
+	// Masking binds this node: make sure it is the null device.
+	var st unix.Stat_t
+	if err := unix.Lstat(null, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+		return fmt.Errorf("%s is not the null device", null)
+	}
+	for _, p := range masked {
 		target := filepath.Join(root, p)
 		fi, err := os.Stat(target)
 		if errors.Is(err, os.ErrNotExist) {
@@ -227,7 +224,7 @@ func maskPaths(root string) error {
 			return err
 		}
 	}
-	for _, p := range readonlyPaths {
+	for _, p := range readonly {
 		target := filepath.Join(root, p)
 		if _, err := os.Stat(target); errors.Is(err, os.ErrNotExist) {
 			continue
@@ -261,25 +258,15 @@ func pivotRoot(root string) error {
 	return unix.Chdir("/")
 }
 
-// defaultCaps is Docker's default capability set for root in a container.
-var defaultCaps = []capability.Cap{
-	capability.CAP_CHOWN, capability.CAP_DAC_OVERRIDE, capability.CAP_FSETID,
-	capability.CAP_FOWNER, capability.CAP_MKNOD, capability.CAP_NET_RAW,
-	capability.CAP_SETGID, capability.CAP_SETUID, capability.CAP_SETFCAP,
-	capability.CAP_SETPCAP, capability.CAP_NET_BIND_SERVICE, capability.CAP_SYS_CHROOT,
-	capability.CAP_KILL, capability.CAP_AUDIT_WRITE,
-}
-
-// dropBoundingSet leaves the calling thread's bounding set at defaultCaps
-// (less CAP_MKNOD when dropMknod) and clears its inheritable and ambient
-// sets, keeping its effective set. Capabilities are per thread: the agent
+// dropBoundingSet leaves the calling thread's bounding set at keep and
+// clears its inheritable and ambient sets, keeping its effective set. Capabilities are per thread: the agent
 // calls it on the locked thread that forks every container process, so
 // root processes get exactly the bounding set and processes of other users
 // get no capability, while the agent's other threads keep what they need.
-func dropBoundingSet(dropMknod bool) error {
+func dropBoundingSet(caps []int) error {
 	keep := map[capability.Cap]bool{}
-	for _, c := range defaultCaps {
-		keep[c] = !(dropMknod && c == capability.CAP_MKNOD)
+	for _, c := range caps {
+		keep[capability.Cap(c)] = true
 	}
 	last, err := capability.LastCap()
 	if err != nil {

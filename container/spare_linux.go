@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -105,10 +106,40 @@ func (s *spares) take() (*spareAgent, error) {
 // cancelled first.
 func (s *spares) close() { <-s.done }
 
+// sealedSelf is a copy of this program in a sealed memfd, made once per
+// process: agents run from it, so nothing in a container can write to the
+// binary of the host's program through /proc/<agent>/exe.
+var sealedSelf = sync.OnceValues(func() (*os.File, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	src, err := os.Open(exe)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	fd, err := unix.MemfdCreate("paaskit-agent", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, os.NewSyscallError("memfd_create", err)
+	}
+	f := os.NewFile(uintptr(fd), "paaskit-agent")
+	if _, err := io.Copy(f, src); err != nil {
+		f.Close()
+		return nil, err
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		f.Close()
+		return nil, os.NewSyscallError("fcntl(F_ADD_SEALS)", err)
+	}
+	return f, nil
+})
+
 // startAgent starts this program as an agent in new mount, pid, uts, ipc
 // and network namespaces, waiting for its config.
 func startAgent(r *reaper) (*spareAgent, error) {
-	self, err := os.Executable()
+	self, err := sealedSelf()
 	if err != nil {
 		return nil, err
 	}
@@ -119,10 +150,13 @@ func startAgent(r *reaper) (*spareAgent, error) {
 	ours, theirs := os.NewFile(uintptr(fds[0]), "agent control"), os.NewFile(uintptr(fds[1]), "agent control")
 	defer theirs.Close()
 	cmd := &exec.Cmd{
-		Path:       self,
+		// Executed from the sealed copy, which becomes its fd 4 (the
+		// agent closes it): /proc/1/exe in the container is a memfd that
+		// cannot be written (CVE-2019-5736).
+		Path:       fmt.Sprintf("/proc/self/fd/%d", fdBinary),
 		Args:       []string{agentName},
 		Env:        []string{"GOGC=50", "GOMAXPROCS=1"},
-		ExtraFiles: []*os.File{theirs},
+		ExtraFiles: []*os.File{theirs, self},
 		SysProcAttr: &syscall.SysProcAttr{
 			Setsid:     true,
 			Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET,

@@ -52,6 +52,10 @@ type Spec struct {
 	// name from the container's /etc/passwd, or "uid:gid". Optional,
 	// "root" when empty.
 	User string
+
+	// Security confines the container's processes; the zero value is the
+	// secure default (see SecurityProfile).
+	Security SecurityProfile
 }
 
 // BindMount mounts a host path into the container.
@@ -220,6 +224,16 @@ func (s *Spec) Validate() error {
 	}
 	if err := validUser("User", s.User); err != nil {
 		return err
+	}
+	if _, err := capabilityNumbers(s.Security.Capabilities); err != nil {
+		return err
+	}
+	for _, r := range s.Security.seccompRules() {
+		for _, a := range r.Args {
+			if a.Index > 5 {
+				return specErr("Security.Seccomp", "argument index %d of %v", a.Index, r.Names)
+			}
+		}
 	}
 	return nil
 }

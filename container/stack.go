@@ -35,7 +35,11 @@ func (m *Manager) resolveStack(ctx context.Context, rootfs string) (string, erro
 		return "", err
 	}
 	if fi.IsDir() {
-		return filepath.EvalSymlinks(rootfs)
+		dir, err := filepath.EvalSymlinks(rootfs)
+		if err != nil {
+			return "", err
+		}
+		return dir, checkStack(dir)
 	}
 	f, err := os.Open(rootfs)
 	if err != nil {
@@ -49,7 +53,7 @@ func (m *Manager) resolveStack(ctx context.Context, rootfs string) (string, erro
 	sum := hex.EncodeToString(h.Sum(nil))
 	dir := filepath.Join(m.depot, "stacks", sum)
 	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
+		return dir, checkStack(dir)
 	}
 	// One import per tarball, also across processes sharing the depot.
 	lock := flock.New(dir + ".lock")
@@ -77,7 +81,20 @@ func (m *Manager) resolveStack(ctx context.Context, rootfs string) (string, erro
 	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", err
 	}
-	return dir, nil
+	return dir, checkStack(dir)
+}
+
+// checkStack refuses a stack whose mount points for the container's
+// special file systems are symbolic links: mounting on them would follow
+// the link, possibly out of the container.
+func checkStack(dir string) error {
+	for _, p := range []string{"proc", "sys", "dev", "dev/pts", "dev/shm", "dev/mqueue", "dev/null"} {
+		fi, err := os.Lstat(filepath.Join(dir, p))
+		if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return &SpecError{Field: "RootFS", Reason: fmt.Sprintf("/%s in the stack is a symbolic link", p)}
+		}
+	}
+	return nil
 }
 
 // parseStartTime reads field 22 (starttime) of a /proc/<pid>/stat line.

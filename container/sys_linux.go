@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,9 +126,16 @@ func (c *Container) start(ctx context.Context) (retErr error) {
 		User:         c.state.Spec.User,
 		OutputLimit:  c.m.opts.outputLimit,
 		OOMFile:      hasOOM,
-		DropMknod:    cgroups.DetectMode() == cgroups.Unified, // no device filter on v2 yet
+		NoNewPrivs:   !c.state.Spec.Security.AllowNewPrivileges,
 		AppTasks:     cg.ThreadFiles(),
 		AppCgFD:      hasCgFD,
+	}
+	if cfg.Caps, cfg.Seccomp, cfg.MaskedPaths, cfg.ReadonlyPaths, err = c.state.Spec.Security.resolved(); err != nil {
+		return err
+	}
+	if cgroups.DetectMode() == cgroups.Unified {
+		// No device filter on v2 yet: no mknod at all instead.
+		cfg.Caps = slices.DeleteFunc(cfg.Caps, func(c int) bool { return c == unix.CAP_MKNOD })
 	}
 	if loop != nil {
 		cfg.DiskDevice = loop.Name()
@@ -342,6 +350,8 @@ func (m *Manager) follow(ctx context.Context, dir string, pio ProcessIO) (ExitSt
 		files[i] = f
 	}
 	writers := [2]io.Writer{pio.Stdout, pio.Stderr}
+	recheck := time.NewTicker(time.Second)
+	defer recheck.Stop()
 	for {
 		// Look for the status before draining: once it exists, the agent
 		// has written everything the process printed before exiting.
@@ -359,6 +369,7 @@ func (m *Manager) follow(ctx context.Context, dir string, pio ProcessIO) (ExitSt
 		}
 		select {
 		case <-sub.changed:
+		case <-recheck.C: // in case an event was lost
 		case <-sub.gone:
 			return ExitStatus{}, fmt.Errorf("container: process directory %s: %w", dir, ErrNotFound)
 		case <-ctx.Done():
@@ -438,6 +449,17 @@ func (w *dirWatcher) loop() {
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
 			off += unix.SizeofInotifyEvent + int(ev.Len)
+			if ev.Mask&unix.IN_Q_OVERFLOW != 0 { // events were lost: wake everyone
+				for _, subs := range w.subs {
+					for s := range subs {
+						select {
+						case s.changed <- struct{}{}:
+						default:
+						}
+					}
+				}
+				continue
+			}
 			for s := range w.subs[ev.Wd] {
 				if ev.Mask&(unix.IN_DELETE_SELF|unix.IN_IGNORED) != 0 {
 					delete(w.subs[ev.Wd], s)
