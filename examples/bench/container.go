@@ -82,6 +82,9 @@ func runContainerSuite(ctx context.Context, cfg config, r *report) (retErr error
 	if err := s.exec(ctx); err != nil {
 		return err
 	}
+	if err := s.secureVsPlain(ctx); err != nil {
+		return err
+	}
 	if err := s.network(ctx); err != nil {
 		return err
 	}
@@ -152,6 +155,33 @@ func (s *containerSuite) lifecycle(ctx context.Context) error {
 		}
 		return time.Since(start), nil
 	})
+}
+
+// secureVsPlain times the lifecycle without the security profile
+// (no seccomp filter, no_new_privs unset) and compares it with the
+// default one measured by lifecycle.
+func (s *containerSuite) secureVsPlain(ctx context.Context) error {
+	s.r.commentf("paaskit lifecycle without the security profile, %d iterations", s.cfg.n)
+	plain := container.SecurityProfile{Seccomp: container.SeccompUnconfined(), AllowNewPrivileges: true}
+	err := s.timeN(ctx, "container.lifecycle_plain", func(i int) (time.Duration, error) {
+		start := time.Now()
+		c, err := s.m.Create(ctx, container.Spec{Handle: s.handle("plain", i), RootFS: s.stack, Security: plain})
+		if err != nil {
+			return 0, err
+		}
+		if err := runTrue(ctx, c); err != nil {
+			return 0, errors.Join(err, destroy(ctx, c))
+		}
+		if err := c.Destroy(ctx); err != nil {
+			return 0, err
+		}
+		return time.Since(start), nil
+	})
+	if err != nil {
+		return err
+	}
+	s.r.addMaybe("container.lifecycle_secure.vs_plain", ratio(s.r.value("container.lifecycle.p50"), s.r.value("container.lifecycle_plain.p50")), "ratio")
+	return nil
 }
 
 // exec times Run /bin/true and Wait in one running container.
