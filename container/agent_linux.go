@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,6 +80,10 @@ type agentConfig struct {
 	// writable layer, mounted at DiskMount in the agent's namespace.
 	DiskDevice string `json:"disk_device,omitempty"`
 	DiskMount  string `json:"disk_mount,omitempty"`
+	// Child hooks, and what they learn of the container (HookState).
+	ChildBeforePivot []Hook    `json:"child_before_pivot,omitempty"`
+	ChildAfterPivot  []Hook    `json:"child_after_pivot,omitempty"`
+	HookState        HookState `json:"hook_state"`
 	// With networking: written to /etc/resolv.conf and /etc/hosts.
 	ResolvConf string `json:"resolv_conf,omitempty"`
 	Hosts      string `json:"hosts,omitempty"`
@@ -95,6 +100,7 @@ type agent struct {
 	protected bool         // the agent's oom_score_adj is -1000
 	cgroup    int          // v2: the container cgroup's directory, -1 on v1
 	disk      *os.File     // the image backend's file system root
+	console   *os.File     // the console terminal, kept open
 
 	mu      sync.Mutex
 	running map[int]*agentProcess // by pid
@@ -135,7 +141,12 @@ func agentMain() {
 	files[fileLog].Close()
 	a, l, err := agentSetup(cfg, files)
 	if err != nil {
-		ctl.Write([]byte(err.Error()))
+		var he *HookError
+		if errors.As(err, &he) { // sent so that the Manager can rebuild it
+			ctl.Write([]byte(strings.Join([]string{"hook", he.Point, he.Name, he.Err.Error()}, "\x00")))
+		} else {
+			ctl.Write([]byte(err.Error()))
+		}
 		os.Exit(1)
 	}
 	// Ask for SIGCHLD before anything can be started: a child that exits
@@ -258,7 +269,67 @@ func agentSetup(cfg *agentConfig, files []*os.File) (*agent, net.Listener, error
 	if err := setupRootfs(&a.cfg); err != nil {
 		return nil, nil, err
 	}
+	if err := a.setupConsole(); err != nil {
+		return nil, nil, fmt.Errorf("console: %w", err)
+	}
+	st := a.cfg.HookState
+	st.Point, st.Rootfs = HookChildAfterPivot, "/"
+	if err := runHooks(context.Background(), a.cfg.ChildAfterPivot, st, os.Stderr); err != nil {
+		return nil, nil, err
+	}
 	return a, l, nil
+}
+
+// ConsoleID is the process id under which a container's /dev/console is
+// kept: Attach to it to read what was written to the console. It is never
+// a Run's.
+const ConsoleID = "console"
+
+// setupConsole gives the container a /dev/console: a terminal of its own
+// devpts whose other end the agent holds, copying what is written there
+// to the depot like a process's output (process ConsoleID). The agent
+// also keeps the terminal open, so the console never hangs up.
+func (a *agent) setupConsole() error {
+	master, err := os.OpenFile("/dev/pts/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		return os.NewSyscallError("ioctl(TIOCSPTLCK)", err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		master.Close()
+		return os.NewSyscallError("ioctl(TIOCGPTN)", err)
+	}
+	slavePath := "/dev/pts/" + strconv.Itoa(n)
+	slave, err := os.OpenFile(slavePath, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		master.Close()
+		return err
+	}
+	if f, err := os.OpenFile("/dev/console", os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+		f.Close()
+	}
+	if err := mount(slavePath, "/dev/console", "", unix.MS_BIND, ""); err != nil {
+		master.Close()
+		slave.Close()
+		return err
+	}
+	if err := a.procs.Mkdir(ConsoleID, 0o700); err != nil {
+		return err
+	}
+	out, err := a.procs.OpenFile(ConsoleID+"/stdout", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := a.procs.WriteFile(ConsoleID+"/stderr", nil, 0o600); err != nil {
+		return err
+	}
+	a.console = slave
+	go copyCapped(out, master, a.cfg.OutputLimit, nil)
+	return nil
 }
 
 // restrict sets what every container process inherits from the agent:
@@ -407,6 +478,7 @@ func (a *agent) stop(kill bool, grace time.Duration) {
 	a.mu.Lock()
 	a.stopped = true
 	a.mu.Unlock()
+	defer a.endConsole()
 	if !kill {
 		unix.Kill(-1, unix.SIGTERM)
 		deadline := time.NewTimer(grace)
@@ -433,6 +505,18 @@ killAll:
 		case <-changed:
 		case <-time.After(100 * time.Millisecond): // a process forked after the kill
 		}
+	}
+}
+
+// endConsole writes the console's exit status once the container is
+// stopped, so that followers of its output finish.
+func (a *agent) endConsole() {
+	if _, err := a.procs.Stat(ConsoleID + "/" + exitFile); err == nil {
+		return
+	}
+	b, _ := json.Marshal(ExitStatus{ExitedAt: time.Now().UTC()})
+	if err := a.procs.WriteFile(ConsoleID+"/"+exitFile+".tmp", b, 0o600); err == nil {
+		a.procs.Rename(ConsoleID+"/"+exitFile+".tmp", ConsoleID+"/"+exitFile)
 	}
 }
 

@@ -118,6 +118,9 @@ func (c *Container) Stop(ctx context.Context, kill bool) error {
 	if err := c.check(); err != nil {
 		return err
 	}
+	if err := c.runHooks(ctx, HookBeforeStop, c.m.opts.hooks.BeforeStop); err != nil {
+		return err
+	}
 	_, conn, err := c.call(ctx, agentRequest{Op: opStop, Kill: kill, Grace: jsonDuration(c.m.opts.stopTimeout)})
 	if err != nil {
 		return err
@@ -154,6 +157,32 @@ func (c *Container) Destroy(ctx context.Context) error {
 	c.m.forget(c)
 	if err := c.teardown(); err != nil {
 		return fmt.Errorf("container %q: destroy: %w", c.handle, err)
+	}
+	// The container is gone whatever the hook says.
+	return c.runHooks(context.WithoutCancel(ctx), HookAfterDestroy, c.m.opts.hooks.AfterDestroy)
+}
+
+// hookState is what the container's hooks learn of it.
+func (c *Container) hookState(point string) HookState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return HookState{Point: point, Handle: c.handle, Spec: c.state.Spec, Pid: c.state.AgentPID, Rootfs: filepath.Join(c.dir, "rootfs"), Dir: c.dir}
+}
+
+// runHooks runs host hooks, their program output going to agent.log
+// while the container's directory exists.
+func (c *Container) runHooks(ctx context.Context, point string, hooks []Hook) error {
+	if len(hooks) == 0 {
+		return nil
+	}
+	log, err := os.OpenFile(filepath.Join(c.dir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		log = nil // after destroy: the output is dropped
+	} else {
+		defer log.Close()
+	}
+	if err := runHooks(ctx, hooks, c.hookState(point), log); err != nil {
+		return fmt.Errorf("container %q: %w", c.handle, err)
 	}
 	return nil
 }

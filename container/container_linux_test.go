@@ -173,7 +173,7 @@ func TestMaskedAndReadOnlyPaths(t *testing.T) {
 		{"firmware masked", `test -z "$(ls /sys/firmware 2>/dev/null)"`},
 		{"no cgroupfs", `! test -e /sys/fs/cgroup/memory/cgroup.procs && ! mount -t cgroup -o memory none /mnt 2>/dev/null`},
 		{"cannot mount", `! mount -t tmpfs none /mnt 2>/dev/null`},
-		{"dev is minimal", `ls /dev | sort | tr '\n' ' ' | grep -qx 'fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero '`},
+		{"dev is minimal", `ls /dev | sort | tr '\n' ' ' | grep -qx 'console fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero '`},
 		{"devices work", `head -c 4 /dev/urandom | wc -c | grep -qx 4 && echo x >/dev/null`},
 		{"root fs writable", `echo hi >/etc/new && test "$(cat /etc/new)" = hi`},
 	} {

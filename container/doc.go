@@ -74,6 +74,13 @@
 // container or on its processes, and any process being streamed or waited
 // on; [EventGraceExpired] is sent when it happens.
 //
+// # Hooks and the console
+//
+// Hooks (WithHooks) run a library user's code at warden's four points
+// around clone and pivot_root and at three more on the host; see Hooks.
+// Every container has a /dev/console, a terminal of its own devpts whose
+// output is kept like a process's, under the id ConsoleID.
+//
 // # The depot
 //
 // A depot directory holds containers/<handle>/ (state.json, rootfs/,

@@ -60,8 +60,11 @@ func New(depot string, opts ...Option) (*Manager, error) {
 	if !filepath.IsAbs(o.cgroupParent) {
 		return nil, fmt.Errorf("container: cgroup parent %q is not absolute", o.cgroupParent)
 	}
-	if o.stopTimeout < 0 {
-		return nil, fmt.Errorf("container: negative stop timeout %v", o.stopTimeout)
+	if o.stopTimeout < 0 || o.setupTimeout <= 0 {
+		return nil, fmt.Errorf("container: negative stop timeout %v or setup timeout %v: %w", o.stopTimeout, o.setupTimeout, ErrInvalidSpec)
+	}
+	if err := o.hooks.validate(); err != nil {
+		return nil, err
 	}
 	if err := supported(); err != nil {
 		return nil, err
@@ -246,6 +249,9 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (_ *Container, retErr e
 	}
 	if err := c.netAttach(); err != nil {
 		return nil, fmt.Errorf("container %q: %w", spec.Handle, err)
+	}
+	if err := c.runHooks(ctx, HookAfterStart, m.opts.hooks.AfterStart); err != nil {
+		return nil, err
 	}
 	c.state.Phase = phaseActive
 	if err := c.saveState(); err != nil {

@@ -16,6 +16,8 @@ type options struct {
 	onEvent      func(Event)
 	network      *NetworkConfig
 	quota        QuotaBackend
+	hooks        Hooks
+	setupTimeout time.Duration
 }
 
 // Defaults of the options.
@@ -23,6 +25,7 @@ const (
 	DefaultCgroupParent = "/paaskit"
 	DefaultOutputLimit  = 16 << 20
 	DefaultStopTimeout  = 10 * time.Second
+	DefaultSetupTimeout = 30 * time.Second
 )
 
 func defaultOptions() options {
@@ -30,6 +33,7 @@ func defaultOptions() options {
 		cgroupParent: DefaultCgroupParent,
 		outputLimit:  DefaultOutputLimit,
 		stopTimeout:  DefaultStopTimeout,
+		setupTimeout: DefaultSetupTimeout,
 	}
 }
 
@@ -67,6 +71,15 @@ func WithNetwork(cfg NetworkConfig) Option {
 // first that works (see QuotaBackend). New fails when the chosen one does
 // not work on the host.
 func WithQuota(b QuotaBackend) Option { return func(o *options) { o.quota = b } }
+
+// WithHooks adds hooks to every container's lifecycle (see Hooks).
+func WithHooks(h Hooks) Option { return func(o *options) { o.hooks = h } }
+
+// WithSetupTimeout bounds how long Create waits for a container's agent to
+// set the container up, child hooks not counted (they have their own
+// timeouts); default DefaultSetupTimeout. An agent that dies during setup
+// fails Create at once, with what it said.
+func WithSetupTimeout(d time.Duration) Option { return func(o *options) { o.setupTimeout = d } }
 
 // EventType says what happened to a container.
 type EventType int

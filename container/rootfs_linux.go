@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -54,6 +55,11 @@ func setupRootfs(cfg *agentConfig) error {
 		return os.NewSyscallError("sethostname", err)
 	}
 	if err := writeEtc(root, cfg); err != nil {
+		return err
+	}
+	st := cfg.HookState
+	st.Point, st.Rootfs = HookChildBeforePivot, root
+	if err := runHooks(context.Background(), cfg.ChildBeforePivot, st, os.Stderr); err != nil {
 		return err
 	}
 	if err := loopbackUp(); err != nil {

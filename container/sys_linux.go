@@ -1,6 +1,7 @@
 package container
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -146,7 +147,18 @@ func (c *Container) start(ctx context.Context) (retErr error) {
 		cfg.Hosts = fmt.Sprintf("127.0.0.1 localhost\n%s %s\n", ns.IP, c.state.Spec.Hostname)
 	}
 
-	sp, err := c.m.spares.take()
+	hooks := c.m.opts.hooks
+	cfg.ChildBeforePivot, cfg.ChildAfterPivot = hooks.ChildBeforePivot, hooks.ChildAfterPivot
+	var sp *spareAgent
+	if len(hooks.ParentBeforeClone) > 0 {
+		// The hooks run before this container's agent exists: no spare.
+		if err := c.runHooks(ctx, HookParentBeforeClone, hooks.ParentBeforeClone); err != nil {
+			return err
+		}
+		sp, err = startAgent(c.m.reaper)
+	} else {
+		sp, err = c.m.spares.take()
+	}
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
 	}
@@ -157,6 +169,10 @@ func (c *Container) start(ctx context.Context) (retErr error) {
 		sp.kill()
 		return err
 	}
+	if err := c.runHooks(ctx, HookParentAfterClone, hooks.ParentAfterClone); err != nil {
+		return err
+	}
+	cfg.HookState = c.hookState("")
 	if err := sendConfig(sp.ctl, cfg, files); err != nil {
 		return fmt.Errorf("configure agent: %w", err)
 	}
@@ -166,7 +182,17 @@ func (c *Container) start(ctx context.Context) (retErr error) {
 		n, _ := sp.ctl.Read(b)
 		readyMsg <- strings.TrimSpace(string(b[:max(n, 0)]))
 	}()
+	// Child hooks have their own timeouts, added to the setup's.
+	wait := c.m.opts.setupTimeout
+	for _, h := range append(slices.Clone(hooks.ChildBeforePivot), hooks.ChildAfterPivot...) {
+		wait += cmp.Or(h.Timeout, DefaultHookTimeout)
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	select {
+	case <-timer.C:
+		sp.ctl.SetReadDeadline(time.Now())
+		return fmt.Errorf("%w: setup took longer than %v", ErrAgent, wait)
 	case msg := <-readyMsg:
 		if fd, ok := strings.CutPrefix(msg, "ok disk="); ok && c.state.Disk != nil {
 			c.state.Disk.AgentFD, _ = strconv.Atoi(fd)
@@ -174,6 +200,9 @@ func (c *Container) start(ctx context.Context) (retErr error) {
 				return fmt.Errorf("disk: %w", err)
 			}
 			msg = "ok"
+		}
+		if parts := strings.SplitN(msg, "\x00", 4); len(parts) == 4 && parts[0] == "hook" {
+			return &HookError{Point: parts[1], Name: parts[2], Err: errors.New(parts[3])}
 		}
 		if msg != "ok" {
 			if msg == "" {
