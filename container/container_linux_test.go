@@ -109,22 +109,8 @@ func sh(script string) container.ProcessSpec {
 	return container.ProcessSpec{Path: "/bin/sh", Args: []string{"-c", script}}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is output read while it is written.
+type syncBuffer = testutil.SyncBuffer
 
 func TestNamespacesAndAgent(t *testing.T) {
 	m := newManager(t)

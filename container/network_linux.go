@@ -125,12 +125,7 @@ func (n *netMgr) attach(ns *netState, agentPID int) (retErr error) {
 	if err := netlink.LinkSetNsPid(p, agentPID); err != nil {
 		return fmt.Errorf("move %s into the container: %w", peer, err)
 	}
-	nsh, err := netns.GetFromPid(agentPID)
-	if err != nil {
-		return err
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
+	h, err := handleIn(agentPID)
 	if err != nil {
 		return err
 	}
@@ -157,6 +152,17 @@ func (n *netMgr) attach(ns *netState, agentPID int) (retErr error) {
 		return fmt.Errorf("default route: %w", err)
 	}
 	return nil
+}
+
+// handleIn returns a netlink handle in the network namespace of the
+// agent with that pid.
+func handleIn(agentPID int) (*netlink.Handle, error) {
+	nsh, err := netns.GetFromPid(agentPID)
+	if err != nil {
+		return nil, err
+	}
+	defer nsh.Close()
+	return netlink.NewHandleAt(nsh)
 }
 
 // detach deletes the host end of a container's veth (the other end goes
@@ -225,12 +231,7 @@ func (n *netMgr) shape(ns *netState, agentPID int, bw Bandwidth) error {
 	if err := netlink.QdiscReplace(tbf(host.Attrs().Index)); err != nil {
 		return fmt.Errorf("shape %s: %w", ns.Veth, err)
 	}
-	nsh, err := netns.GetFromPid(agentPID)
-	if err != nil {
-		return err
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
+	h, err := handleIn(agentPID)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package testutil
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -47,4 +49,25 @@ func UniqueName(t testing.TB, prefix string, max int, release func(name string) 
 		})
 	}
 	return name
+}
+
+// SyncBuffer is a bytes.Buffer safe for one writer and concurrent
+// readers, for output that a test reads while a process writes it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
