@@ -634,3 +634,29 @@ func TestRediscoveryCleansDeadContainers(t *testing.T) {
 		assert.NoDirExists(t, d)
 	}
 }
+
+func TestPropertiesAndGraceTimeChange(t *testing.T) {
+	expired := make(chan string, 1)
+	m := newManager(t, container.WithEventHandler(func(e container.Event) {
+		if e.Type == container.EventGraceExpired {
+			expired <- e.Handle
+		}
+	}))
+	c := newContainer(t, m, container.Spec{Properties: map[string]string{"a": "1"}})
+	require.NoError(t, c.SetProperty(t.Context(), "b", "2"))
+	require.NoError(t, c.RemoveProperty(t.Context(), "a"))
+	assert.Equal(t, map[string]string{"b": "2"}, c.Properties())
+	found, err := m.List(t.Context(), map[string]string{"b": "2"})
+	require.NoError(t, err)
+	assert.Len(t, found, 1)
+	var se *container.SpecError
+	assert.ErrorAs(t, c.SetProperty(t.Context(), "", "x"), &se)
+
+	require.NoError(t, c.SetGraceTime(t.Context(), 100*time.Millisecond))
+	select {
+	case h := <-expired:
+		assert.Equal(t, c.Handle(), h)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the new grace time never expired")
+	}
+}

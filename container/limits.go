@@ -133,3 +133,54 @@ func (m *Manager) BulkMetrics(ctx context.Context, handles []string) (map[string
 	wg.Wait()
 	return out, nil
 }
+
+// SetProperty sets one of the container's properties (labels matched by
+// Manager.List), kept in its state. An empty key is a *SpecError.
+func (c *Container) SetProperty(ctx context.Context, key, value string) error {
+	if key == "" {
+		return specErr("Properties", "empty key")
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.Spec.Properties == nil {
+		c.state.Spec.Properties = map[string]string{}
+	}
+	c.state.Spec.Properties[key] = value
+	return c.saveState()
+}
+
+// RemoveProperty removes one of the container's properties; a missing
+// key is no error.
+func (c *Container) RemoveProperty(ctx context.Context, key string) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.state.Spec.Properties, key)
+	return c.saveState()
+}
+
+// SetGraceTime changes the container's grace time (see Container); zero
+// turns it off. The new grace time counts from now.
+func (c *Container) SetGraceTime(ctx context.Context, d time.Duration) error {
+	if d < 0 {
+		return specErr("GraceTime", "%v is negative", d)
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.state.Spec.GraceTime = d
+	err := c.saveState()
+	if c.grace != nil {
+		c.grace.Stop()
+		c.grace = nil
+	}
+	c.mu.Unlock()
+	c.armGrace()
+	return err
+}
