@@ -87,11 +87,12 @@ var suites = []struct {
 	run  func(ctx context.Context, cfg config, r *report) error
 }{
 	{"container", runContainerSuite},
-	{"droplet", nil},
+	{"droplet", runDropletSuite},
 	{"nats", runNatsSuite},
-	{"staging", nil},
+	{"staging", runStagingSuite},
 	{"instance", nil},
 	{"push", nil},
+	{"warden", runWardenSuite}, // see warden.go
 }
 
 // run is main without the process exit: it parses args, runs the suites

@@ -67,7 +67,9 @@ func Detect(head []byte) Compression {
 
 // ExtractAuto is Extract for a stream that may be compressed: it sniffs
 // the first bytes of r (see Detect) and decompresses gzip or zstd before
-// extracting; anything else is read as a plain tar stream. Limits apply
+// extracting; anything else is read as a plain tar stream. Indexed gzip,
+// as GzipWriter writes it, is inflated on several cores; other gzip
+// streams are inflated ahead in one goroutine. Limits apply
 // to the uncompressed content, so a compression bomb fails with
 // ErrLimitExceeded at its first oversized header, having written nothing
 // of it. A corrupt compressed stream, including a bad checksum found
@@ -85,6 +87,12 @@ func ExtractAuto(ctx context.Context, r io.Reader, dir string, opts Options) (St
 	}
 	switch Detect(head) {
 	case Gzip:
+		if head, _ := br.Peek(gzipHeaderLen); IsIndexedGzip(head) {
+			// Members of known length: inflated several at once.
+			zr := newGzipBlockReader(br, 0)
+			defer zr.Close()
+			return extract(ctx, zr, src, dir, opts, func() error { return drain(zr) })
+		}
 		// pgzip inflates ahead in a goroutine (stopped by Close) while
 		// files are written: 15-25% faster here than inflating in line.
 		zr, err := pgzip.NewReader(br)

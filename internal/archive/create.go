@@ -18,7 +18,7 @@ import (
 //
 // When src is a directory, its content is archived recursively in
 // lexical order, with names relative to src (see CreateOptions for
-// IncludeRoot and for archiving a subset). When src is anything else, a
+// IncludeRoot, for archiving a subset and for rewriting headers). When src is anything else, a
 // single entry named after its base name is written.
 //
 // Nothing is followed: symbolic links are stored as links with their
@@ -39,7 +39,7 @@ func Create(ctx context.Context, w io.Writer, src string, opts CreateOptions) er
 	if err != nil {
 		return fmt.Errorf("archive: create: %w", err)
 	}
-	c := &creator{ctx: ctx, tw: tar.NewWriter(w), links: make(map[fileKey]string)}
+	c := &creator{ctx: ctx, tw: tar.NewWriter(w), links: make(map[fileKey]string), hook: opts.Header}
 
 	if !fi.IsDir() {
 		if len(opts.Paths) > 0 {
@@ -100,6 +100,7 @@ type creator struct {
 	ctx   context.Context
 	tw    *tar.Writer
 	links map[fileKey]string // first entry name of each multiply-linked inode
+	hook  func(*tar.Header) error
 	buf   []byte
 }
 
@@ -235,6 +236,15 @@ func (c *creator) add(d *os.Root, base, name string, fi fs.FileInfo) error {
 }
 
 func (c *creator) header(name string, hdr *tar.Header) error {
+	if c.hook != nil {
+		n, typ, size, link := hdr.Name, hdr.Typeflag, hdr.Size, hdr.Linkname
+		if err := c.hook(hdr); err != nil {
+			return &EntryError{Name: name, Err: err}
+		}
+		if hdr.Name != n || hdr.Typeflag != typ || hdr.Size != size || hdr.Linkname != link {
+			return &EntryError{Name: name, Err: errors.New("archive: the Header hook changed the name, type, size or link target")}
+		}
+	}
 	if err := c.tw.WriteHeader(hdr); err != nil {
 		return &EntryError{Name: name, Err: err}
 	}

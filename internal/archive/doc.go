@@ -6,7 +6,9 @@
 // [Extract] reads a plain tar stream, [ExtractAuto] one that may be gzip
 // or zstd compressed, and both write below a destination directory that
 // the caller created. [Create] writes a directory (or one file) as a tar
-// stream.
+// stream. [GzipWriter] compresses to indexed gzip: ordinary gzip made of
+// independent 1 MiB members that record their length, which ExtractAuto
+// inflates on several cores.
 //
 // # Threat model
 //
@@ -17,8 +19,9 @@
 //
 //   - Nothing is created, written, removed or changed outside the
 //     destination. Entry names are cleaned and leading slashes removed
-//     ("/etc/x" lands in dir/etc/x, as with GNU tar); a name that climbs
-//     out with ".." fails with ErrUnsafePath.
+//     ("/etc/x" lands in dir/etc/x, as with GNU tar; with
+//     [Options].RefuseAbsolute such a name fails with ErrUnsafePath); a
+//     name that climbs out with ".." fails with ErrUnsafePath.
 //   - Symbolic links in the archive may have any target, absolute or
 //     relative, since a root file system is full of them (/bin -> usr/bin,
 //     /etc/mtab -> /proc/self/mounts). They are created as they are and
@@ -26,7 +29,8 @@
 //     goes through a link that points outside (absolute, or with too many
 //     ".."), whether the link came earlier in the archive or was already
 //     in the destination, fails with ErrUnsafePath. Links that stay inside
-//     (a relative "lib -> usr/lib") are followed, as GNU tar does.
+//     (a relative "lib -> usr/lib") are followed, as GNU tar does, unless
+//     [Options].NoFollow: then no entry may go through any link.
 //   - Every file system operation goes through an [os.Root] opened on the
 //     destination, which resolves each path component with openat and
 //     O_NOFOLLOW. The check and the write are therefore the same system
@@ -44,13 +48,15 @@
 //     or escaping target fails with ErrUnsafePath, as does one that is a
 //     symbolic link pointing outside.
 //   - Resource use is bounded by [Limits]: total bytes of file data,
-//     bytes per file and number of entries, checked against each header
-//     before its data is written, so a 100 GiB sparse file or a gzip bomb
-//     fails at once with ErrLimitExceeded. The tar reader also bounds the
-//     size of extended headers.
+//     bytes per file, number of entries and depth of names, checked
+//     against each header before its data is written, so a 100 GiB sparse
+//     file or a gzip bomb fails at once with ErrLimitExceeded. The tar
+//     reader also bounds the size of extended headers, and the indexed
+//     gzip reader the size of a member.
 //   - Privilege is not granted by the archive: setuid and setgid bits are
 //     cleared unless [Options].KeepSetuid, device nodes and FIFOs are
-//     skipped unless [Options].AllowDevices, ownership is applied only with
+//     skipped unless [Options].AllowDevices (refused with ErrNotAllowed
+//     under [Options].RefuseSpecial), ownership is applied only with
 //     [Options].Chown and only as root.
 //   - A truncated or corrupt stream fails with ErrBadArchive.
 //
@@ -76,4 +82,7 @@
 //
 // The functions hold no global state and may run concurrently, on
 // different destinations. Options values are read-only and may be shared.
+// ExtractAuto inflates indexed gzip in up to four goroutines, and with
+// [Options].Workers writes small files in as many; all of them end before
+// it returns. A GzipWriter's goroutines end at its Close.
 package archive

@@ -23,6 +23,10 @@ var (
 	// ExtractAuto). Read errors of the caller's reader are returned as
 	// they are, not as ErrBadArchive.
 	ErrBadArchive = errors.New("archive: bad archive")
+	// ErrNotAllowed: an entry's type is not allowed by the Options (a
+	// device node, FIFO or unknown type with RefuseSpecial). Nothing is
+	// written for that entry and extraction stops.
+	ErrNotAllowed = errors.New("archive: entry type not allowed")
 )
 
 // EntryError reports the archive entry (or, for Create, the file) that

@@ -33,8 +33,9 @@ const maxCachedDirs = 64
 // followed out of dir. See the package documentation for the full rules.
 //
 // Extraction stops at the first error; what was written until then stays
-// (directories keep the provisional mode 0700 until the end of a
-// successful run, so the caller can remove a partial result with
+// (directories whose mode would not let their owner write them, and all
+// directories with PreserveTimes, keep the provisional mode 0700 until the
+// end of a successful run, so the caller can remove a partial result with
 // os.RemoveAll). Errors are an *EntryError wrapping ErrUnsafePath,
 // ErrLimitExceeded, ErrBadArchive or an OS error; a corrupt stream
 // without an entry to blame wraps ErrBadArchive directly; a read error of
@@ -72,18 +73,30 @@ func extract(ctx context.Context, stream io.Reader, src *sourceReader, dir strin
 		dirCache:  make(map[string]*os.Root),
 		dirIndex:  make(map[string]int),
 	}
-	defer x.flushDirs()
-	x.maxBytes, x.maxFile, x.maxEntries = opts.effective()
-
-	if err := x.run(tar.NewReader(stream)); err != nil {
-		return x.stats, err
+	if opts.Workers > 1 {
+		x.w = newWriters(x, opts.Workers)
 	}
-	if verify != nil {
-		if err := verify(); err != nil {
-			return x.stats, x.streamErr("", err)
+	defer func() {
+		x.w.stop() // before the handles the writers use are closed
+		x.flushDirs()
+	}()
+	x.maxBytes, x.maxFile, x.maxEntries = opts.effective()
+	x.maxDepth = opts.depth()
+
+	err = x.run(tar.NewReader(stream))
+	if err == nil {
+		err = x.sync()
+	}
+	if err == nil && verify != nil {
+		if verr := verify(); verr != nil {
+			err = x.streamErr("", verr)
 		}
 	}
-	return x.stats, x.finishDirs()
+	if err == nil {
+		err = x.finishDirs()
+	}
+	x.w.stop()
+	return x.statsNow(), err
 }
 
 // extractor holds the state of one Extract call.
@@ -105,6 +118,7 @@ type extractor struct {
 	// component. It is flushed whenever a directory or symbolic link is
 	// removed, since a cached name might then resolve elsewhere.
 	dirCache map[string]*os.Root
+	maxDepth int
 
 	// dirs are the directory entries, whose mode and times are applied
 	// after all entries were written (a read-only directory must stay
@@ -115,6 +129,10 @@ type extractor struct {
 
 	buf   []byte
 	stats Stats
+
+	// w writes regular files in parallel (Options.Workers > 1); nil
+	// otherwise.
+	w *writers
 }
 
 type dirMeta struct {
@@ -208,6 +226,9 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 			return err
 		}
 	}
+	if x.opts.RefuseAbsolute && strings.HasPrefix(hdr.Name, "/") {
+		return entryErr(hdr.Name, ErrUnsafePath, "absolute name", nil)
+	}
 	name, err := cleanName(hdr.Name)
 	if err != nil {
 		return &EntryError{Name: hdr.Name, Err: err}
@@ -215,10 +236,28 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 	if name == "." && hdr.Typeflag != tar.TypeDir {
 		return entryErr(hdr.Name, ErrUnsafePath, "would replace the destination directory", nil)
 	}
+	if d := strings.Count(name, "/") + 1; x.maxDepth >= 0 && d > x.maxDepth && name != "." {
+		return entryErr(hdr.Name, ErrLimitExceeded, fmt.Sprintf("name of %d components exceeds the depth limit of %d", d, x.maxDepth), nil)
+	}
+
+	if x.w != nil {
+		if err := x.w.error(); err != nil {
+			return err
+		}
+		if x.touchesPending(name, hdr) {
+			if err := x.sync(); err != nil {
+				return err
+			}
+		}
+	}
 
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
-		err = x.file(name, hdr, tr)
+		if x.w != nil && hdr.Size <= maxBufferedFile && hdr.Typeflag != tar.TypeGNUSparse {
+			err = x.dispatch(name, hdr, tr)
+		} else {
+			err = x.file(name, hdr, tr)
+		}
 	case tar.TypeDir:
 		err = x.dir(name, hdr)
 	case tar.TypeSymlink:
@@ -227,12 +266,18 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 		err = x.hardlink(name, hdr)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		if !x.opts.AllowDevices {
+			if x.opts.RefuseSpecial {
+				return entryErr(hdr.Name, ErrNotAllowed, typeName(hdr.Typeflag), nil)
+			}
 			x.stats.Skipped++
 			return nil
 		}
 		err = x.device(name, hdr)
 	default:
 		// Unknown or vendor type: Next skips its data.
+		if x.opts.RefuseSpecial {
+			return entryErr(hdr.Name, ErrNotAllowed, typeName(hdr.Typeflag), nil)
+		}
 		x.stats.Skipped++
 		return nil
 	}
@@ -245,6 +290,19 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 		return x.fsErr(hdr.Name, err)
 	}
 	return nil
+}
+
+// typeName names an entry type in error messages.
+func typeName(flag byte) string {
+	switch flag {
+	case tar.TypeChar:
+		return "character device"
+	case tar.TypeBlock:
+		return "block device"
+	case tar.TypeFifo:
+		return "FIFO"
+	}
+	return fmt.Sprintf("entry of type %q", flag)
 }
 
 // reserve accounts for size bytes of entry data, failing before anything
@@ -281,30 +339,107 @@ func escapes(p string) bool {
 
 // parent returns a handle on the directory that will hold name, creating
 // missing directories (mode 0755 before umask), and name's last element.
+// The handle stays valid until the next call of parent.
 func (x *extractor) parent(name string) (*os.Root, string, error) {
 	dir, base := path.Split(name)
 	if dir == "" {
 		return x.root, base, nil
 	}
-	dir = dir[:len(dir)-1]
+	d, err := x.openDir(dir[:len(dir)-1], true)
+	return d, base, err
+}
+
+// openDir returns a handle on the directory dir (a clean relative name,
+// not "."), creating it and its missing parents when create is set. It
+// opens one component
+// at a time from the deepest ancestor it holds a handle on, so an entry
+// in a known directory costs no system call and a new directory one or
+// two, and, with NoFollow, it checks each component it opens.
+func (x *extractor) openDir(dir string, create bool) (*os.Root, error) {
 	if d, ok := x.dirCache[dir]; ok {
-		return d, base, nil
-	}
-	d, err := x.root.OpenRoot(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := x.root.MkdirAll(dir, 0o755); err != nil {
-			return nil, "", err
-		}
-		d, err = x.root.OpenRoot(dir)
-	}
-	if err != nil {
-		return nil, "", err
+		return d, nil
 	}
 	if len(x.dirCache) >= maxCachedDirs {
+		// Writers in flight use the handles: wait for them first.
+		if err := x.sync(); err != nil {
+			return nil, err
+		}
 		x.flushDirs()
 	}
-	x.dirCache[dir] = d
-	return d, base, nil
+	cur, start := x.root, 0
+	for i := strings.LastIndexByte(dir, '/'); i > 0; i = strings.LastIndexByte(dir[:i], '/') {
+		if d, ok := x.dirCache[dir[:i]]; ok {
+			cur, start = d, i+1
+			break
+		}
+	}
+	tmp := false // cur is a handle of this call, not cached
+	for start <= len(dir) {
+		end := strings.IndexByte(dir[start:], '/')
+		if end < 0 {
+			end = len(dir)
+		} else {
+			end += start
+		}
+		next, err := x.openStep(cur, dir[:end], dir[start:end], create)
+		if tmp {
+			cur.Close()
+		}
+		if err != nil {
+			return nil, err
+		}
+		// Intermediate directories are cached while there is room (the
+		// next entries are likely below them); the last one always.
+		if end == len(dir) || len(x.dirCache) < maxCachedDirs {
+			x.dirCache[dir[:end]] = next
+			tmp = false
+		} else {
+			tmp = true
+		}
+		cur, start = next, end+1
+	}
+	return cur, nil
+}
+
+// openStep opens the directory base in parent (whose name relative to the
+// destination is name), creating it when missing and create is set.
+func (x *extractor) openStep(parent *os.Root, name, base string, create bool) (*os.Root, error) {
+	if x.opts.NoFollow {
+		fi, err := parent.Lstat(base)
+		if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fmt.Errorf("%w: goes through the symbolic link %q", ErrUnsafePath, name)
+		}
+	}
+	d, err := parent.OpenRoot(base)
+	if create && errors.Is(err, fs.ErrNotExist) {
+		if err := parent.Mkdir(base, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		d, err = parent.OpenRoot(base)
+	}
+	return d, err
+}
+
+// noLinks fails with ErrUnsafePath when a component of dir (a clean
+// relative name) is a symbolic link. It creates nothing: a missing
+// component ends the check.
+func (x *extractor) noLinks(dir string) error {
+	for i := 0; i <= len(dir); i++ {
+		if i < len(dir) && dir[i] != '/' {
+			continue
+		}
+		fi, err := x.root.Lstat(dir[:i])
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%w: goes through the symbolic link %q", ErrUnsafePath, dir[:i])
+		}
+	}
+	return nil
 }
 
 // flushDirs closes the cached directory handles.
@@ -321,6 +456,10 @@ func (x *extractor) flushDirs() {
 // flushed when a directory or link goes, so the caller must call parent
 // again.
 func (x *extractor) clear(d *os.Root, base string) error {
+	// A writer in flight may be writing below what goes: wait for them.
+	if err := x.sync(); err != nil {
+		return err
+	}
 	fi, err := d.Lstat(base)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -405,10 +544,14 @@ func times(hdr *tar.Header) (atime, mtime time.Time) {
 }
 
 func (x *extractor) file(name string, hdr *tar.Header, tr *tar.Reader) error {
+	meta, err := x.fileMeta(hdr)
+	if err != nil {
+		return err
+	}
 	var f *os.File
 	d, base, err := x.create(name, func(d *os.Root, base string) error {
 		var err error
-		f, err = d.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err = openNew(d, base)
 		return err
 	})
 	if err != nil {
@@ -419,14 +562,66 @@ func (x *extractor) file(name string, hdr *tar.Header, tr *tar.Reader) error {
 	if err == nil && n != hdr.Size {
 		err = x.streamErr(hdr.Name, io.ErrUnexpectedEOF)
 	}
-	if err == nil && x.chown {
-		var uid, gid int
-		if uid, gid, err = x.ids(hdr); err == nil {
-			err = f.Chown(uid, gid) // before Chmod: chown clears setuid
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if err := finishFile(f, d, base, meta); err != nil {
+		return err
+	}
+	x.stats.Files++
+	return nil
+}
+
+// openNew creates the regular file base in d for writing; it fails with
+// fs.ErrExist when something is there.
+func openNew(d *os.Root, base string) (*os.File, error) {
+	// openNonblock spares os.File's trying to register a regular file
+	// with the poller (four fcntl calls per file on Linux).
+	return d.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL|openNonblock, 0o600)
+}
+
+// fileMeta is what is applied to a regular file once written.
+type fileMeta struct {
+	mode         fs.FileMode
+	chown        bool
+	uid, gid     int
+	times        bool
+	atime, mtime time.Time
+}
+
+// fileMeta returns the owner, mode and times to give the file of hdr.
+func (x *extractor) fileMeta(hdr *tar.Header) (fileMeta, error) {
+	m := fileMeta{mode: x.mode(hdr, true), chown: x.chown, times: x.opts.PreserveTimes}
+	if m.chown {
+		var err error
+		if m.uid, m.gid, err = x.ids(hdr); err != nil {
+			return m, err
 		}
 	}
+	if m.times {
+		m.atime, m.mtime = times(hdr)
+	}
+	return m, nil
+}
+
+// finishFile applies meta to the file f, written, and closes it. f is
+// base in d.
+func finishFile(f *os.File, d *os.Root, base string, meta fileMeta) error {
+	var err error
+	if meta.chown {
+		err = f.Chown(meta.uid, meta.gid) // before Chmod: chown clears setuid
+	}
 	if err == nil {
-		err = f.Chmod(x.mode(hdr, true))
+		err = f.Chmod(meta.mode)
+	}
+	timesSet := false
+	if err == nil && meta.times {
+		err = futimes(f, meta.atime, meta.mtime)
+		timesSet = err == nil
+		if errors.Is(err, errors.ErrUnsupported) {
+			err = nil
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -434,13 +629,9 @@ func (x *extractor) file(name string, hdr *tar.Header, tr *tar.Reader) error {
 	if err != nil {
 		return err
 	}
-	if x.opts.PreserveTimes {
-		atime, mtime := times(hdr)
-		if err := d.Chtimes(base, atime, mtime); err != nil {
-			return err
-		}
+	if meta.times && !timesSet {
+		return d.Chtimes(base, meta.atime, meta.mtime)
 	}
-	x.stats.Files++
 	return nil
 }
 
@@ -519,9 +710,17 @@ func (x *extractor) dir(name string, hdr *tar.Header) error {
 	}
 	atime, mtime := times(hdr)
 	meta := dirMeta{name: name, mode: x.mode(hdr, false), atime: atime, mtime: mtime}
-	if i, ok := x.dirIndex[name]; ok {
+	i, seen := x.dirIndex[name]
+	switch {
+	case seen:
 		x.dirs[i] = meta
-	} else {
+	case meta.mode&0o700 == 0o700 && !x.opts.PreserveTimes:
+		// The mode leaves the directory writable and no time is to be
+		// kept: apply it now, sparing finishDirs a lookup.
+		if err := d.Chmod(base, meta.mode); err != nil {
+			return err
+		}
+	default:
 		x.dirIndex[name] = len(x.dirs)
 		x.dirs = append(x.dirs, meta)
 	}
@@ -529,25 +728,37 @@ func (x *extractor) dir(name string, hdr *tar.Header) error {
 	return nil
 }
 
-// finishDirs applies the modes (and times) of directory entries, deepest
-// first, skipping names that are no longer directories.
+// finishDirs applies the modes (and times) of the directory entries left
+// for the end, deepest first, skipping names that are no longer
+// directories.
 func (x *extractor) finishDirs() error {
-	x.flushDirs()
+	if err := x.sync(); err != nil {
+		return err
+	}
 	slices.SortFunc(x.dirs, func(a, b dirMeta) int { return strings.Compare(b.name, a.name) })
 	for _, m := range x.dirs {
-		fi, err := x.root.Lstat(m.name)
+		d, base := x.root, m.name
+		if dir, b := path.Split(m.name); dir != "" {
+			pd, err := x.openDir(dir[:len(dir)-1], false)
+			if err != nil {
+				continue // removed or replaced by a later entry
+			}
+			d, base = pd, b
+		}
+		fi, err := d.Lstat(base)
 		if err != nil || !fi.IsDir() {
 			continue // replaced or removed by a later entry
 		}
-		if err := x.root.Chmod(m.name, m.mode); err != nil {
+		if err := d.Chmod(base, m.mode); err != nil {
 			return x.fsErr(m.name, err)
 		}
 		if x.opts.PreserveTimes {
-			if err := x.root.Chtimes(m.name, m.atime, m.mtime); err != nil {
+			if err := d.Chtimes(base, m.atime, m.mtime); err != nil {
 				return x.fsErr(m.name, err)
 			}
 		}
 	}
+	x.flushDirs()
 	return nil
 }
 
@@ -591,6 +802,13 @@ func (x *extractor) hardlink(name string, hdr *tar.Header) error {
 	if target == name {
 		x.stats.Skipped++ // a link to itself: nothing to do
 		return nil
+	}
+	if dir := path.Dir(target); x.opts.NoFollow && dir != "." {
+		if err := x.noLinks(dir); errors.Is(err, ErrUnsafePath) {
+			return entryErr(hdr.Name, ErrUnsafePath, fmt.Sprintf("hard link target %q goes through a symbolic link", hdr.Linkname), nil)
+		} else if err != nil {
+			return err
+		}
 	}
 	fi, err := x.root.Lstat(target)
 	if err != nil {

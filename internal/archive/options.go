@@ -1,5 +1,7 @@
 package archive
 
+import "archive/tar"
+
 // Default limits, used when the corresponding Limits field is zero.
 const (
 	// DefaultMaxBytes is the default cap on the total size of the file
@@ -8,6 +10,10 @@ const (
 	// DefaultMaxEntries is the default cap on the number of entries in one
 	// archive.
 	DefaultMaxEntries = 1_000_000
+	// DefaultMaxDepth is the default cap on the number of components of an
+	// entry's name: far beyond any real tree (PATH_MAX allows at most 2048),
+	// low enough to stop names built to exhaust the kernel's path lookup.
+	DefaultMaxDepth = 1024
 )
 
 // Limits bounds what one Extract call may write. The zero value means the
@@ -27,6 +33,21 @@ type Limits struct {
 	// MaxFileBytes caps the size of any one entry. 0 means the same as
 	// MaxBytes; negative means no per-entry limit (MaxBytes still applies).
 	MaxFileBytes int64
+	// MaxDepth caps the number of components of an entry's cleaned name
+	// ("app/lib/x.js" has 3), checked before anything is written for the
+	// entry. 0 means DefaultMaxDepth; negative means no limit.
+	MaxDepth int
+}
+
+// depth returns the depth limit with the default applied; -1 means none.
+func (l Limits) depth() int {
+	switch {
+	case l.MaxDepth == 0:
+		return DefaultMaxDepth
+	case l.MaxDepth < 0:
+		return -1
+	}
+	return l.MaxDepth
 }
 
 // effective returns the limits with defaults applied; -1 means none.
@@ -85,6 +106,37 @@ type Options struct {
 	// the headers on files, directories and symbolic links. When false
 	// they keep the time of extraction.
 	PreserveTimes bool
+
+	// The options below make extraction stricter than GNU tar, for
+	// archives that must be exactly what they claim (droplets, app
+	// packages) rather than tolerated (root file systems).
+
+	// RefuseAbsolute fails an entry whose name starts with "/" with
+	// ErrUnsafePath, where by default the slashes are removed.
+	RefuseAbsolute bool
+	// NoFollow fails with ErrUnsafePath an entry whose name, or whose hard
+	// link target, goes through a symbolic link, even one that points
+	// inside the destination (by default such links are followed, as GNU
+	// tar does). Symbolic links themselves are still created, with any
+	// target; they are just never traversed. The check is made against
+	// the archive: a process that swaps a directory of the destination for
+	// a link while Extract runs can still make an entry go through it, but,
+	// as always, not outside the destination.
+	NoFollow bool
+	// Workers, when above 1, is how many goroutines write regular files
+	// of up to 1 MiB, whose content is read ahead into memory (2 MiB at
+	// most at a time), while the calling goroutine goes on reading the
+	// archive; entries are still applied as if in archive order (an entry
+	// that touches a name still being written waits for it). Larger
+	// files, and every file when Workers is 0 or 1, are written in turn
+	// by the calling goroutine. An error of a writer stops extraction at
+	// the next entry.
+	Workers int
+	// RefuseSpecial fails with ErrNotAllowed the entries that are skipped
+	// by default: device nodes and FIFOs (unless AllowDevices) and entries
+	// of types Extract does not know. The destination's own entry ("." or
+	// "/") and hard links to themselves are still skipped quietly.
+	RefuseSpecial bool
 }
 
 // CreateOptions tunes Create. The zero value archives the whole source.
@@ -100,6 +152,13 @@ type CreateOptions struct {
 	// "tar -C parent base" does. When false, names are relative to the
 	// source directory and the directory itself has no entry.
 	IncludeRoot bool
+	// Header, when not nil, is called with each entry's header before it
+	// is written, in archive order. It may change the owner (Uid, Gid,
+	// Uname, Gname), the times, the permission bits of Mode and
+	// PAXRecords, for example to make the archive reproducible; it must
+	// not change Name, Typeflag, Size or Linkname. An error it returns
+	// stops Create, wrapped in an *EntryError naming the entry.
+	Header func(hdr *tar.Header) error
 }
 
 // Stats counts what Extract did. It is returned also with an error, then

@@ -6,9 +6,35 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
+
+// openNonblock is added to the flags of the regular files Extract
+// creates: O_NONBLOCK has no effect on regular files, and tells os.File
+// that the descriptor need not be switched to non-blocking mode and back.
+const openNonblock = unix.O_NONBLOCK
+
+// futimes sets the access and modification times of the open file f
+// (futimens(2): utimensat on the descriptor itself, with no path).
+func futimes(f *os.File, atime, mtime time.Time) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	ts := [2]unix.Timespec{timespec(atime), timespec(mtime)}
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall6(unix.SYS_UTIMENSAT, fd, 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	}); err != nil {
+		return err
+	}
+	if errno != 0 {
+		return &fs.PathError{Op: "futimens", Path: f.Name(), Err: errno}
+	}
+	return nil
+}
 
 // mknodAt creates a device node or FIFO named base in the directory d.
 // mknodat does not follow a symbolic link at base, and d is a handle
@@ -33,6 +59,15 @@ func mknodAt(d *os.Root, base string, hdr *tar.Header, perm fs.FileMode) error {
 		return &fs.PathError{Op: "mknodat", Path: base, Err: err}
 	}
 	return nil
+}
+
+// timespec converts t for utimensat; the zero time leaves the file's
+// time unchanged, as in os.Chtimes.
+func timespec(t time.Time) unix.Timespec {
+	if t.IsZero() {
+		return unix.Timespec{Nsec: unix.UTIME_OMIT}
+	}
+	return unix.NsecToTimespec(t.UnixNano())
 }
 
 // lutimesAt sets the times of the symbolic link base in d without

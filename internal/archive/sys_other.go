@@ -11,6 +11,12 @@ import (
 	"time"
 )
 
+// openNonblock is 0 off Linux: see sys_linux.go.
+const openNonblock = 0
+
+// futimes is not implemented off Linux; the caller sets the times by name.
+func futimes(*os.File, time.Time, time.Time) error { return errors.ErrUnsupported }
+
 // mknodAt is not implemented off Linux.
 func mknodAt(_ *os.Root, base string, _ *tar.Header, _ fs.FileMode) error {
 	return &fs.PathError{Op: "mknodat", Path: base, Err: fmt.Errorf("archive: device nodes: %w", errors.ErrUnsupported)}
