@@ -1,6 +1,8 @@
 package container_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -358,4 +360,39 @@ func syscallKill(pid int) error {
 		return err
 	}
 	return p.Kill()
+}
+
+// TestManyNetworkedContainers: the firewall is rebuilt whole on every
+// change; with the kernel's default netlink buffers that ran out of space
+// (ENOBUFS) past about twenty containers.
+func TestManyNetworkedContainers(t *testing.T) {
+	cfg := testNetwork(t)
+	m := newNetManager(t, cfg)
+	var last *container.Container
+	for range 40 {
+		last = newContainer(t, m, container.Spec{})
+	}
+	_, err := last.NetIn(t.Context(), 0, 8080)
+	require.NoError(t, err)
+	assert.Len(t, nftChainsOf(t, m), 40+6, "a chain per container and the six of the table")
+}
+
+// nftChainsOf lists the chains of the firewall table of one Manager (the
+// table named after its depot).
+func nftChainsOf(t *testing.T, m *container.Manager) []string {
+	t.Helper()
+	conn, err := nftables.New()
+	require.NoError(t, err)
+	defer conn.CloseLasting()
+	chains, err := conn.ListChains()
+	require.NoError(t, err)
+	var names []string
+	sum := sha256.Sum256([]byte(m.Depot()))
+	want := "paaskit-" + hex.EncodeToString(sum[:4])
+	for _, c := range chains {
+		if c.Table.Name == want {
+			names = append(names, c.Name)
+		}
+	}
+	return names
 }

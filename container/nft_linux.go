@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,8 +35,21 @@ type fwContainer struct {
 	rules    []NetOutRule
 }
 
+// nftConn opens a netlink connection for a firewall rebuild with socket
+// buffers large enough for the answers to a whole table: with the
+// defaults the kernel runs out of buffer space (ENOBUFS) past about twenty
+// containers.
+func nftConn() (*nftables.Conn, error) {
+	return nftables.New(nftables.WithSockOptions(func(c *netlink.Conn) error {
+		if err := c.SetReadBuffer(8 << 20); err != nil {
+			return err
+		}
+		return c.SetWriteBuffer(8 << 20)
+	}))
+}
+
 func (n *netMgr) applyFirewall(cs []fwContainer) error {
-	conn, err := nftables.New()
+	conn, err := nftConn()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
@@ -118,7 +132,7 @@ func (n *netMgr) applyFirewall(cs []fwContainer) error {
 
 // deleteFirewall removes the Manager's table; a missing one is fine.
 func (n *netMgr) deleteFirewall() error {
-	conn, err := nftables.New()
+	conn, err := nftConn()
 	if err != nil {
 		return err
 	}

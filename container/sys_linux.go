@@ -233,13 +233,18 @@ func listenUnix(path string) (*net.UnixListener, error) {
 		defer dir.Close()
 		addr = fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path))
 	}
-	old := unix.Umask(0o177)
+	// No umask games: the umask is the whole process's, and other
+	// goroutines create files meanwhile. The socket's directory is 0700,
+	// so no one else reaches it before the chmod.
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
-	unix.Umask(old)
 	if err != nil {
 		return nil, err
 	}
 	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(addr, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
 	return l, nil
 }
 

@@ -181,7 +181,7 @@ func TestSuiteSelection(t *testing.T) {
 		code    int
 		wantErr string
 	}{
-		{"not implemented alone", []string{"-suite", "droplet"}, 2, "suite droplet not implemented yet\n"},
+		{"not implemented alone", []string{"-suite", "push"}, 2, "suite push not implemented yet\n"},
 		{"unknown", []string{"-suite", "nope"}, 2, `bench: unknown suite "nope"`},
 		{"bad n", []string{"-n", "0"}, 2, "must be at least 1"},
 		{"extra args", []string{"container"}, 2, "unexpected arguments"},
