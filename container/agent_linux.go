@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,6 +155,9 @@ func agentMain() {
 	sig := make(chan os.Signal, 64)
 	signal.Notify(sig, syscall.SIGCHLD)
 	go a.reap(sig)
+	// What setup allocated is garbage now: give it back, since an idle
+	// agent's memory is paid once per container.
+	debug.FreeOSMemory()
 	if a.disk != nil {
 		// The Manager measures and grows the file system through this fd.
 		fmt.Fprintf(ctl, "ok disk=%d", a.disk.Fd())
@@ -896,7 +900,9 @@ func (a *agent) watch(p *agentProcess, outR, errR, outF, errF *os.File) {
 // when limit <= 0); past the cap it writes a marker once and counts what
 // it drops. It calls read after every read that got data.
 func copyCapped(w io.Writer, r io.Reader, limit int64, read func()) (dropped int64) {
-	buf := make([]byte, 32<<10)
+	// Small: every stream of every process holds one for its lifetime,
+	// and a pipe hands over at most 64 KiB at a time anyway.
+	buf := make([]byte, 8<<10)
 	var written int64
 	for {
 		n, err := r.Read(buf)
