@@ -138,9 +138,37 @@ func (ct *Container) NetOut(ctx context.Context, rule container.NetOutRule) erro
 	return ct.c.do(ctx, http.MethodPost, ct.route("/net/out"), nil, rule, nil)
 }
 
-// GraceTime returns the container's grace time as recorded at create
-// through a server (0: none, or not created through a server). Changing
-// it is not offered: the container package fixes it at create.
+// SetProperty sets one of the container's properties on the server (and
+// in the ones Properties returns).
+func (ct *Container) SetProperty(ctx context.Context, key, value string) error {
+	err := ct.c.do(ctx, http.MethodPut, ct.route("/properties/"+url.PathEscape(key)), nil, wire.PropertyRequest{Value: value}, nil)
+	if err == nil {
+		if ct.props == nil {
+			ct.props = map[string]string{}
+		}
+		ct.props[key] = value
+	}
+	return err
+}
+
+// RemoveProperty removes one of the container's properties; a missing key
+// is no error.
+func (ct *Container) RemoveProperty(ctx context.Context, key string) error {
+	err := ct.c.do(ctx, http.MethodDelete, ct.route("/properties/"+url.PathEscape(key)), nil, nil, nil)
+	if err == nil {
+		delete(ct.props, key)
+	}
+	return err
+}
+
+// SetGraceTime changes the container's grace time (0 turns it off); it
+// counts from now.
+func (ct *Container) SetGraceTime(ctx context.Context, d time.Duration) error {
+	return ct.c.do(ctx, http.MethodPut, ct.route("/grace_time"), nil, wire.GraceTimeRequest{GraceTime: wire.Duration(d)}, nil)
+}
+
+// GraceTime returns the container's grace time as recorded by the server
+// (0: none, or not created through a server).
 func (ct *Container) GraceTime(ctx context.Context) (time.Duration, error) {
 	var g wire.GraceTimeResponse
 	if err := ct.c.do(ctx, http.MethodGet, ct.route("/grace_time"), nil, nil, &g); err != nil {

@@ -400,3 +400,59 @@ func (s *Server) graceTime(r *http.Request) (any, error) {
 	}
 	return wire.GraceTimeResponse{GraceTime: wire.Duration(d)}, nil
 }
+
+func reservedProperty(key string) error {
+	if key == wire.PropertyGraceTime {
+		return &container.SpecError{Field: "Properties", Reason: fmt.Sprintf("%q is reserved by the server: set the grace time instead", key)}
+	}
+	return nil
+}
+
+func (s *Server) setProperty(r *http.Request) (any, error) {
+	var req wire.PropertyRequest
+	if err := s.decode(r, &req); err != nil {
+		return nil, err
+	}
+	c, err := s.lookup(r)
+	if err != nil {
+		return nil, err
+	}
+	key := r.PathValue("key")
+	if err := reservedProperty(key); err != nil {
+		return nil, err
+	}
+	return struct{}{}, c.SetProperty(r.Context(), key, req.Value)
+}
+
+func (s *Server) removeProperty(r *http.Request) (any, error) {
+	c, err := s.lookup(r)
+	if err != nil {
+		return nil, err
+	}
+	key := r.PathValue("key")
+	if err := reservedProperty(key); err != nil {
+		return nil, err
+	}
+	return struct{}{}, c.RemoveProperty(r.Context(), key)
+}
+
+// setGraceTime changes the container's grace time and records it as the
+// property the grace time route reads.
+func (s *Server) setGraceTime(r *http.Request) (any, error) {
+	var req wire.GraceTimeRequest
+	if err := s.decode(r, &req); err != nil {
+		return nil, err
+	}
+	c, err := s.lookup(r)
+	if err != nil {
+		return nil, err
+	}
+	d := time.Duration(req.GraceTime)
+	if err := c.SetGraceTime(r.Context(), d); err != nil {
+		return nil, err
+	}
+	if d == 0 {
+		return struct{}{}, c.RemoveProperty(r.Context(), wire.PropertyGraceTime)
+	}
+	return struct{}{}, c.SetProperty(r.Context(), wire.PropertyGraceTime, d.String())
+}

@@ -38,12 +38,11 @@
 //
 // # Grace time and properties
 //
-// The container package fixes a container's grace time and properties at
-// create and offers no setters, so neither does the server: properties
-// are read-only, and the grace time is recorded at create as the property
-// wire.PropertyGraceTime (as guardian did), which the grace time route
-// reads, also after a restart. Garden's SetGraceTime, SetProperty and
-// RemoveProperty are not offered.
+// Properties can be set and removed, and the grace time changed, as
+// garden's SetProperty, RemoveProperty and SetGraceTime did. The server
+// also records the grace time as the property wire.PropertyGraceTime (as
+// guardian did), which the grace time route reads, also after a restart;
+// that key is reserved.
 //
 // # Resources
 //

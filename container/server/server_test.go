@@ -16,6 +16,7 @@ import (
 	"github.com/paaskit/paaskit/container/containertest"
 	"github.com/paaskit/paaskit/container/server"
 	"github.com/paaskit/paaskit/container/server/servertest"
+	"github.com/paaskit/paaskit/container/server/wire"
 	"github.com/paaskit/paaskit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -171,6 +172,20 @@ func TestRoundTrip(t *testing.T) {
 		g, err := c.GraceTime(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, time.Hour, g)
+
+		require.NoError(t, c.SetProperty(ctx, "tier", "gold"))
+		require.NoError(t, c.RemoveProperty(ctx, "owner"))
+		again, err := h.cl.Lookup(ctx, c.Handle())
+		require.NoError(t, err)
+		assert.Equal(t, "gold", again.Properties()["tier"], "as the server has it")
+		assert.NotContains(t, again.Properties(), "owner")
+		var se *container.SpecError
+		assert.ErrorAs(t, c.SetProperty(ctx, wire.PropertyGraceTime, "1s"), &se, "reserved")
+
+		require.NoError(t, c.SetGraceTime(ctx, 2*time.Hour))
+		g, err = c.GraceTime(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, 2*time.Hour, g)
 	})
 
 	t.Run("limits", func(t *testing.T) {

@@ -46,7 +46,10 @@
 //	GET    /containers/{handle}/files?path=P          → tar body    (stream out, copy_out)
 //	GET    /containers/{handle}/properties            → map[string]string
 //	GET    /containers/{handle}/properties/{key}      → PropertyResponse
+//	PUT    /containers/{handle}/properties/{key} PropertyRequest → {}
+//	DELETE /containers/{handle}/properties/{key}      → {}
 //	GET    /containers/{handle}/grace_time            → GraceTimeResponse
+//	PUT    /containers/{handle}/grace_time GraceTimeRequest → {}
 //	POST   /containers/{handle}/processes  RunRequest → process stream (run, spawn)
 //	GET    /containers/{handle}/processes/{id}?…      → process stream (attach, link, stream)
 //	PUT    /containers/{handle}/processes/{id}/signal SignalRequest → {}

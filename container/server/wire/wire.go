@@ -152,10 +152,21 @@ type PropertyResponse struct {
 	Value string `json:"value"`
 }
 
-// GraceTimeResponse is a container's grace time as recorded at create
-// (see PropertyGraceTime): 0 means none, or a container created without
-// the server (directly on its Manager).
+// GraceTimeResponse is a container's grace time as recorded by the
+// server (see PropertyGraceTime): 0 means none, or a container created
+// without the server (directly on its Manager).
 type GraceTimeResponse struct {
+	GraceTime Duration `json:"grace_time"`
+}
+
+// PropertyRequest sets one property (PUT .../properties/{key}).
+type PropertyRequest struct {
+	Value string `json:"value"`
+}
+
+// GraceTimeRequest sets a container's grace time (PUT .../grace_time);
+// 0 turns it off.
+type GraceTimeRequest struct {
 	GraceTime Duration `json:"grace_time"`
 }
 
