@@ -24,7 +24,6 @@ type quotaMgr struct {
 	// reasons says why the backends before the chosen one were not.
 	reasons []string
 	device  string // kernel: the block device holding the depot
-	mu      sync.Mutex
 }
 
 // probeQuota picks the quota backend: want, or the first that works.
