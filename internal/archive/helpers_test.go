@@ -116,6 +116,17 @@ func newSandbox(t testing.TB) sandbox {
 	require.NoError(t, os.Mkdir(s.dest, 0o755))
 	require.NoError(t, os.Mkdir(s.sibling, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(s.sibling, "canary"), []byte(canary), 0o644))
+	// Archives may leave read-only directories, which a user other than
+	// root cannot empty: make them writable before TempDir removes them
+	// (cleanups run last registered first).
+	t.Cleanup(func() {
+		filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+	})
 	return s
 }
 
