@@ -1,24 +1,6 @@
 package main
 
-import (
-	"bytes"
-	"sync"
-)
+import "github.com/paaskit/paaskit/internal/testutil"
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is output read while it is written.
+type syncBuffer = testutil.SyncBuffer

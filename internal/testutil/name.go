@@ -51,8 +51,8 @@ func UniqueName(t testing.TB, prefix string, max int, release func(name string) 
 	return name
 }
 
-// SyncBuffer is a bytes.Buffer safe for one writer and concurrent
-// readers, for output that a test reads while a process writes it.
+// SyncBuffer is a bytes.Buffer safe for concurrent writers and readers,
+// for output that a test reads while a process writes it.
 type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
