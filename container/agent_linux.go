@@ -96,12 +96,13 @@ type agent struct {
 	procs *os.Root // the container's processes directory in the depot
 	oom   *os.File // nil when the host has no OOM counter
 
-	spawnMu   sync.Mutex   // serialises fork: rlimits and oom_score_adj are set on the agent around it
-	forks     chan forkReq // served by the spawner thread
-	protected bool         // the agent's oom_score_adj is -1000
-	cgroup    int          // v2: the container cgroup's directory, -1 on v1
-	disk      *os.File     // the image backend's file system root
-	console   *os.File     // the console terminal, kept open
+	spawnMu   sync.Mutex     // serialises fork: rlimits and oom_score_adj are set on the agent around it
+	forks     chan forkReq   // served by the spawner thread
+	protected bool           // the agent's oom_score_adj is -1000
+	spawner   *spawnerThread // started early for a spare, else by restrict
+	cgroup    int            // v2: the container cgroup's directory, -1 on v1
+	disk      *os.File       // the image backend's file system root
+	console   *os.File       // the console terminal, kept open
 
 	mu      sync.Mutex
 	running map[int]*agentProcess // by pid
@@ -132,6 +133,17 @@ func agentMain() {
 	// came along; none of them may reach a container process.
 	unix.CloseRange(fdControl, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
 	ctl := os.NewFile(fdControl, "control")
+	var early *spawnerThread
+	if tasks := os.Getenv(envSpareTasks); tasks != "" {
+		// The Manager hands the spare out only once its thread has
+		// joined the cgroup, which Create then renames.
+		early = startSpawner(strings.Split(tasks, "\n"))
+		if early.joined != nil {
+			ctl.Write([]byte(early.joined.Error()))
+			os.Exit(1)
+		}
+		ctl.Write([]byte("joined"))
+	}
 	cfg, files, err := receiveConfig(ctl)
 	if err != nil {
 		os.Exit(1) // the Manager went away, or sent nonsense: nothing to set up
@@ -140,7 +152,7 @@ func agentMain() {
 	unix.Dup3(int(files[fileLog].Fd()), 1, 0)
 	unix.Dup3(int(files[fileLog].Fd()), 2, 0)
 	files[fileLog].Close()
-	a, l, err := agentSetup(cfg, files)
+	a, l, err := agentSetup(cfg, files, early)
 	if err != nil {
 		var he *HookError
 		if errors.As(err, &he) { // sent so that the Manager can rebuild it
@@ -221,7 +233,7 @@ func sendConfig(ctl *os.File, cfg *agentConfig, files [agentFiles]*os.File) erro
 	return unix.Sendmsg(int(ctl.Fd()), b, unix.UnixRights(fds...), nil, 0)
 }
 
-func agentSetup(cfg *agentConfig, files []*os.File) (*agent, net.Listener, error) {
+func agentSetup(cfg *agentConfig, files []*os.File, spawner *spawnerThread) (*agent, net.Listener, error) {
 	// Container processes cannot signal their PID 1 to death: the signals
 	// that would end a Go program are caught and dropped. They are caught,
 	// not ignored, because ignored dispositions survive execve and the
@@ -239,6 +251,7 @@ func agentSetup(cfg *agentConfig, files []*os.File) (*agent, net.Listener, error
 		early:   map[int]syscall.WaitStatus{},
 		changed: make(chan struct{}),
 		cgroup:  -1,
+		spawner: spawner,
 	}
 	if cfg.OOMFile {
 		a.oom = files[fileOOM]
@@ -350,36 +363,58 @@ func (a *agent) restrict() error {
 	// choice.
 	a.protected = os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0) == nil
 	a.forks = make(chan forkReq)
-	started := make(chan error)
-	go a.spawner(started)
-	return <-started
+	if a.spawner == nil {
+		a.spawner = startSpawner(a.cfg.AppTasks)
+	}
+	a.spawner.agent <- a
+	return <-a.spawner.started
 }
 
-type forkReq struct {
-	prog  string
-	argv  []string
-	attr  *syscall.ProcAttr
-	reply chan forkResult
+// envSpareTasks, set by the Manager for a spare agent on cgroup v1, lists
+// (one per line) the tasks files of the cgroup the spare's spawner thread
+// joins at once, ahead of need: the first attach to a new cgroup waits
+// for an RCU grace period, milliseconds that would otherwise be Create's.
+const envSpareTasks = "PAASKIT_SPARE_TASKS"
+
+// spawnerThread is the locked thread that forks every container process.
+type spawnerThread struct {
+	joined  error       // from joining the cgroup, reported at configure
+	agent   chan *agent // the configured agent, once
+	started chan error  // closed (or an error) once restricted
 }
 
-type forkResult struct {
-	pid int
-	err error
-}
-
-// spawner owns one OS thread, restricted once (capabilities and
-// no_new_privs are attributes of a thread), and forks every container
-// process from it, so that children inherit the restrictions.
-func (a *agent) spawner(started chan<- error) {
-	runtime.LockOSThread() // never unlocked: the thread dies with the agent
-	// Go starts new threads from a template thread, not from a locked
-	// one, so no other thread inherits this one's cgroups or limits.
-	tid := strconv.Itoa(unix.Gettid())
-	for _, f := range a.cfg.AppTasks {
-		if err := os.WriteFile(f, []byte(tid), 0); err != nil {
-			started <- fmt.Errorf("move spawner to the container's cgroup: %w", err)
-			return
+// startSpawner starts the spawner thread and makes it join the cgroup of
+// the given tasks files right away; it then waits for the agent's
+// configuration (restrict).
+func startSpawner(tasks []string) *spawnerThread {
+	s := &spawnerThread{agent: make(chan *agent), started: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the agent
+		// Go starts new threads from a template thread, not from a locked
+		// one, so no other thread inherits this one's cgroups or limits.
+		tid := strconv.Itoa(unix.Gettid())
+		for _, f := range tasks {
+			if err := os.WriteFile(f, []byte(tid), 0); err != nil {
+				s.joined = fmt.Errorf("move spawner to the container's cgroup: %w", err)
+				break
+			}
 		}
+		close(ready)
+		a := <-s.agent
+		a.spawn(s)
+	}()
+	<-ready
+	return s
+}
+
+// spawn restricts the spawner thread as the configuration says, then
+// forks what it is asked to, for ever.
+func (a *agent) spawn(s *spawnerThread) {
+	started := s.started
+	if s.joined != nil {
+		started <- s.joined
+		return
 	}
 	if err := dropBoundingSet(a.cfg.Caps); err != nil {
 		started <- err
@@ -408,6 +443,18 @@ func (a *agent) spawner(started chan<- error) {
 		pid, err := syscall.ForkExec(r.prog, r.argv, r.attr)
 		r.reply <- forkResult{pid, err}
 	}
+}
+
+type forkReq struct {
+	prog  string
+	argv  []string
+	attr  *syscall.ProcAttr
+	reply chan forkResult
+}
+
+type forkResult struct {
+	pid int
+	err error
 }
 
 func (a *agent) serve(c net.Conn) {

@@ -94,7 +94,6 @@ func New(depot string, opts ...Option) (*Manager, error) {
 		containers: map[string]*Container{},
 		creating:   map[string]bool{},
 	}
-	m.spares = newSpares(ctx, m.reaper)
 	if m.watcher, err = newDirWatcher(); err != nil {
 		m.Close()
 		return nil, err
@@ -115,6 +114,8 @@ func New(depot string, opts ...Option) (*Manager, error) {
 		m.Close()
 		return nil, fmt.Errorf("container: network: %w", err)
 	}
+	// After re-discovery, which removes the spares' cgroups left behind.
+	m.spares = newSpares(ctx, m.reaper, m.newSpareCgroup)
 	return m, nil
 }
 
@@ -137,7 +138,9 @@ func (m *Manager) Close() error {
 		c.release()
 	}
 	m.stop()
-	m.spares.close()
+	if m.spares != nil {
+		m.spares.close()
+	}
 	if m.watcher != nil {
 		m.watcher.close()
 	}
@@ -353,6 +356,7 @@ func (m *Manager) rediscover() error {
 		return fmt.Errorf("container: depot: %w", err)
 	}
 	var errs []error
+	errs = append(errs, m.removeSpareCgroups())
 	for _, e := range ents {
 		if !e.IsDir() {
 			continue

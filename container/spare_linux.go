@@ -2,13 +2,19 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
+	"github.com/paaskit/paaskit/container/internal/cgroups"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,25 +31,40 @@ type spareAgent struct {
 	pid       int
 	startTime uint64
 	ctl       *os.File // the Manager's end of the control socket
+	// cg, on cgroup v1, is the cgroup the spare's forking thread has
+	// already joined; Create renames it to the container's.
+	cg *cgroups.Cgroup
 }
 
+// kill kills an unused spare and removes its cgroup.
 func (s *spareAgent) kill() {
 	unix.Kill(s.pid, unix.SIGKILL) // our child: the pid is ours until reaped
 	s.ctl.Close()
+	if s.cg != nil {
+		waitGone(s.pid, s.startTime, 10*time.Second)
+		s.cg.Delete()
+	}
 }
+
+// spareCgroupMark is in the name of every spare's cgroup, so that a
+// Manager opened after a crash can find and remove those left behind.
+const spareCgroupMark = "-spare-"
 
 // spares keeps at most one spare agent.
 type spares struct {
 	reaper *reaper
-	ctx    context.Context
-	mu     sync.Mutex
-	spare  *spareAgent
-	refill chan struct{}
-	done   chan struct{}
+	// newCgroup makes a spare's cgroup, or returns nil when spares do not
+	// get one (cgroup v2, where CLONE_INTO_CGROUP places processes).
+	newCgroup func() (*cgroups.Cgroup, error)
+	ctx       context.Context
+	mu        sync.Mutex
+	spare     *spareAgent
+	refill    chan struct{}
+	done      chan struct{}
 }
 
-func newSpares(ctx context.Context, r *reaper) *spares {
-	s := &spares{reaper: r, ctx: ctx, refill: make(chan struct{}, 1), done: make(chan struct{})}
+func newSpares(ctx context.Context, r *reaper, newCgroup func() (*cgroups.Cgroup, error)) *spares {
+	s := &spares{reaper: r, newCgroup: newCgroup, ctx: ctx, refill: make(chan struct{}, 1), done: make(chan struct{})}
 	s.refill <- struct{}{}
 	go s.loop()
 	return s
@@ -71,9 +92,16 @@ func (s *spares) loop() {
 		if has {
 			continue
 		}
-		sp, err := startAgent(s.reaper)
+		cg, err := s.newCgroup()
 		if err != nil {
 			continue // take starts one itself and reports the error
+		}
+		sp, err := startAgent(s.reaper, cg)
+		if err != nil {
+			if cg != nil {
+				cg.Delete()
+			}
+			continue
 		}
 		s.mu.Lock()
 		if s.ctx.Err() != nil || s.spare != nil {
@@ -99,7 +127,7 @@ func (s *spares) take() (*spareAgent, error) {
 	if sp != nil {
 		return sp, nil
 	}
-	return startAgent(s.reaper)
+	return startAgent(s.reaper, nil)
 }
 
 // close kills the spare and stops the loop; the Manager's ctx must be
@@ -138,7 +166,7 @@ var sealedSelf = sync.OnceValues(func() (*os.File, error) {
 
 // startAgent starts this program as an agent in new mount, pid, uts, ipc
 // and network namespaces, waiting for its config.
-func startAgent(r *reaper) (*spareAgent, error) {
+func startAgent(r *reaper, cg *cgroups.Cgroup) (*spareAgent, error) {
 	self, err := sealedSelf()
 	if err != nil {
 		return nil, err
@@ -162,6 +190,9 @@ func startAgent(r *reaper) (*spareAgent, error) {
 			Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET,
 		},
 	}
+	if cg != nil {
+		cmd.Env = append(cmd.Env, envSpareTasks+"="+strings.Join(cg.ThreadFiles(), "\n"))
+	}
 	r.mu.Lock() // the reaper must not miss this child
 	err = cmd.Start()
 	if err == nil {
@@ -178,5 +209,58 @@ func startAgent(r *reaper) (*spareAgent, error) {
 		sp.kill()
 		return nil, err
 	}
+	if cg != nil {
+		// Wait until the agent's forking thread is in the cgroup: only
+		// then may Create rename it.
+		ours.SetReadDeadline(time.Now().Add(30 * time.Second))
+		b := make([]byte, 4096)
+		n, err := ours.Read(b)
+		ours.SetReadDeadline(time.Time{})
+		if err != nil || string(b[:n]) != "joined" {
+			sp.kill()
+			return nil, fmt.Errorf("start agent: join the spare cgroup: %s%v", b[:max(n, 0)], err)
+		}
+		sp.cg = cg
+	}
 	return sp, nil
+}
+
+// newSpareCgroup makes the cgroup a spare's forking thread joins ahead of
+// need, on cgroup v1 (on v2 processes are cloned into the container's
+// cgroup, which needs nothing ahead).
+func (m *Manager) newSpareCgroup() (*cgroups.Cgroup, error) {
+	if cgroups.DetectMode() != cgroups.Legacy {
+		return nil, nil
+	}
+	name := fmt.Sprintf("%s%s%d-%s", m.depotHash(), spareCgroupMark, os.Getpid(), randomID())
+	return cgroups.New(filepath.Join(m.opts.cgroupParent, name), cgroups.Resources{Devices: true})
+}
+
+// removeSpareCgroups removes the cgroups of spares that a Manager of this
+// depot left behind, named with that Manager's pid: when no process has
+// that pid any more, the spare (which exits by itself once its Manager is
+// gone) is killed and its cgroup removed. Spares of a Manager that still
+// runs are left alone.
+func (m *Manager) removeSpareCgroups() error {
+	names, err := cgroups.Children(m.opts.cgroupParent)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		rest, ok := strings.CutPrefix(n, m.depotHash()+spareCgroupMark)
+		if !ok {
+			continue
+		}
+		owner, _, _ := strings.Cut(rest, "-")
+		if pid, err := strconv.Atoi(owner); err == nil && pid != os.Getpid() && unix.Kill(pid, 0) == nil {
+			continue // its Manager runs
+		}
+		cg, err := cgroups.Load(filepath.Join(m.opts.cgroupParent, n))
+		if err != nil {
+			continue
+		}
+		errs = append(errs, cg.Kill(), cg.Delete())
+	}
+	return errors.Join(errs...)
 }

@@ -69,14 +69,47 @@ func (c *Container) start(ctx context.Context) (retErr error) {
 	if loop != nil {
 		defer loop.Close() // the agent's mount holds the device from then on
 	}
+	hooks := c.m.opts.hooks
+	var sp *spareAgent
+	if len(hooks.ParentBeforeClone) > 0 {
+		// The hooks run before this container's agent exists: no spare.
+		if err := c.runHooks(ctx, HookParentBeforeClone, hooks.ParentBeforeClone); err != nil {
+			return err
+		}
+		sp, err = startAgent(c.m.reaper, nil)
+	} else {
+		sp, err = c.m.spares.take()
+	}
+	if err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	defer sp.ctl.Close()
+	c.state.AgentPID, c.state.AgentStartTime = sp.pid, sp.startTime
 	// Only the container's processes live in its cgroup: the agent stays
 	// in the Manager's, so its threads and memory do not count against
-	// the container's limits and the OOM killer never picks it.
-	cg, err := cgroups.New(c.state.CgroupPath, cgroupResources(c.state.Spec.Limits))
+	// the container's limits and the OOM killer never picks it. A spare
+	// brings a cgroup its forking thread has joined already.
+	var cg *cgroups.Cgroup
+	if sp.cg != nil {
+		if err = sp.cg.Rename(c.state.CgroupPath); err == nil {
+			cg = sp.cg
+			err = cg.Update(cgroupResources(c.state.Spec.Limits))
+		} else {
+			sp.kill()
+		}
+	} else {
+		cg, err = cgroups.New(c.state.CgroupPath, cgroupResources(c.state.Spec.Limits))
+	}
 	if err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}
 	c.cg = cg
+	// From here teardown finds and kills the agent, and removes the
+	// cgroup, through the state file.
+	if err := c.saveState(); err != nil {
+		sp.kill()
+		return err
+	}
 
 	var files [agentFiles]*os.File
 	defer func() {
@@ -147,27 +180,9 @@ func (c *Container) start(ctx context.Context) (retErr error) {
 		cfg.Hosts = fmt.Sprintf("127.0.0.1 localhost\n%s %s\n", ns.IP, c.state.Spec.Hostname)
 	}
 
-	hooks := c.m.opts.hooks
 	cfg.ChildBeforePivot, cfg.ChildAfterPivot = hooks.ChildBeforePivot, hooks.ChildAfterPivot
-	var sp *spareAgent
-	if len(hooks.ParentBeforeClone) > 0 {
-		// The hooks run before this container's agent exists: no spare.
-		if err := c.runHooks(ctx, HookParentBeforeClone, hooks.ParentBeforeClone); err != nil {
-			return err
-		}
-		sp, err = startAgent(c.m.reaper)
-	} else {
-		sp, err = c.m.spares.take()
-	}
-	if err != nil {
-		return fmt.Errorf("start agent: %w", err)
-	}
-	defer sp.ctl.Close()
-	c.state.AgentPID, c.state.AgentStartTime = sp.pid, sp.startTime
-	// From here teardown finds and kills the agent through the state file.
-	if err := c.saveState(); err != nil {
-		sp.kill()
-		return err
+	if sp.cg != nil {
+		cfg.AppTasks = nil // the spare's thread is in the cgroup already
 	}
 	if err := c.runHooks(ctx, HookParentAfterClone, hooks.ParentAfterClone); err != nil {
 		return err

@@ -76,7 +76,11 @@ func (c *Container) LimitBandwidth(ctx context.Context, bw Bandwidth) error { re
 
 type spares struct{}
 
-func newSpares(ctx context.Context, r *reaper) *spares { return &spares{} }
+func newSpares(ctx context.Context, r *reaper, _ any) *spares { return &spares{} }
+
+func (m *Manager) newSpareCgroup() any { return nil }
+
+func (m *Manager) removeSpareCgroups() error { return nil }
 
 func (s *spares) close() {}
 

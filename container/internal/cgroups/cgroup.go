@@ -188,3 +188,32 @@ func (c *Cgroup) ThreadFiles() []string {
 	slices.Sort(files)
 	return files
 }
+
+// Rename moves the cgroup to path, which must have the same parent (a
+// rename within one directory of every controller): processes and threads
+// stay in it, and no attach is needed, unlike moving them to a new
+// cgroup. On failure the controllers renamed so far are renamed back.
+func (c *Cgroup) Rename(path string) error {
+	p, err := cleanPath(path)
+	if err != nil {
+		return err
+	}
+	if filepath.Dir(p) != filepath.Dir(c.path) {
+		return fmt.Errorf("cgroups: rename %s to %s: not the same parent: %w", c.path, p, ErrInvalid)
+	}
+	base := filepath.Base(p)
+	done := map[string]string{}
+	for name, dir := range c.dirs {
+		to := filepath.Join(filepath.Dir(dir), base)
+		if err := os.Rename(dir, to); err != nil {
+			for n, d := range done {
+				os.Rename(d, c.dirs[n])
+			}
+			return fmt.Errorf("cgroups: rename %s to %s (%s): %w", c.path, p, name, err)
+		}
+		done[name] = to
+	}
+	c.dirs = done
+	c.path = p
+	return nil
+}

@@ -357,3 +357,34 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// Children lists the names of the cgroups directly below parent (read
+// from one controller: on v1 they exist in all of them).
+func Children(parent string) ([]string, error) {
+	p, err := cleanPath(parent)
+	if err != nil {
+		return nil, err
+	}
+	cfg := hostConfig()
+	dir := filepath.Join(cfg.root, p)
+	if cfg.mode == Legacy {
+		dir = filepath.Join(cfg.root, "memory", p)
+		if !exists(dir) {
+			dir = filepath.Join(cfg.root, "pids", p)
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}

@@ -23,3 +23,6 @@ func (c *Cgroup) kill() error                              { return errUnsupport
 func (c *Cgroup) delete() error                            { return errUnsupported("delete") }
 func (c *Cgroup) cgroupFD() (*os.File, error)              { return nil, errUnsupported("cgroup fd") }
 func (c *Cgroup) watchOOM() (*OOMWatcher, error)           { return nil, errUnsupported("watch oom") }
+
+// Children lists the cgroups below parent; it needs Linux.
+func Children(parent string) ([]string, error) { return nil, errUnsupported("children") }
