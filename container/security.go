@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/moby/sys/capability"
@@ -206,11 +207,12 @@ func (p SecurityProfile) resolved() (caps []int, filter []bpf.RawInstruction, ma
 	if caps, err = capabilityNumbers(names); err != nil {
 		return
 	}
-	prof := p.Seccomp
-	if prof == nil {
-		prof = DefaultSeccompProfile()
+	if p.Seccomp == nil {
+		filter, err = defaultSeccompProgram()
+	} else {
+		filter, err = p.Seccomp.compile()
 	}
-	if filter, err = prof.compile(); err != nil {
+	if err != nil {
 		return
 	}
 	masked, readonly = p.MaskedPaths, p.ReadonlyPaths
@@ -237,6 +239,12 @@ func (p *SecurityProfile) seccompRules() []SeccompRule {
 	}
 	return p.Seccomp.Syscalls
 }
+
+// defaultSeccompProgram is the default profile compiled, once per
+// process: building and compiling it costs about as much as a fork.
+var defaultSeccompProgram = sync.OnceValues(func() ([]bpf.RawInstruction, error) {
+	return DefaultSeccompProfile().compile()
+})
 
 // syscallTable is the host architecture's table of system call numbers.
 func syscallTable() map[string]uint32 {
