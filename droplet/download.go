@@ -42,10 +42,10 @@ type flight struct {
 // verification is re-hashed first and downloaded again only if it does
 // not match.
 //
-// Transient failures (connection errors, a body cut short, 5xx, 408,
-// 429, ErrInactive when no byte arrived for the inactivity timeout) are
+// Transient failures (connection errors, a body cut short, 5xx,
+// ErrInactive when no byte arrived for the inactivity timeout) are
 // retried with exponential backoff (WithRetry), resuming with a Range
-// request where the server supports it; other 4xx statuses fail at once
+// request where the server supports it; 4xx statuses fail at once
 // with a *StatusError, as do ErrLimitExceeded and local I/O errors. After
 // the last attempt, the last error is returned.
 func (r *Registry) Download(ctx context.Context, sha1, uri string) (Info, error) {

@@ -154,6 +154,14 @@ func TestDownloadRetry(t *testing.T) {
 		require.ErrorAs(t, err, &se)
 		assert.Equal(t, http.StatusForbidden, se.StatusCode)
 		assert.Equal(t, 1, srv.Counts("forbidden").Gets)
+
+		// No 4xx is retried, not even 429.
+		srv.Add(t, "busy", data)
+		srv.Fail("busy", http.StatusTooManyRequests, 5)
+		_, err = r.Download(t.Context(), sha, srv.URL("busy"))
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, http.StatusTooManyRequests, se.StatusCode)
+		assert.Equal(t, 1, srv.Counts("busy").Gets)
 	})
 	t.Run("too large", func(t *testing.T) {
 		srv := droplettest.NewServer(t)

@@ -110,11 +110,10 @@ func (e *StatusError) Is(target error) bool {
 	return target == ErrNotFound && e.StatusCode == http.StatusNotFound
 }
 
-// Temporary reports whether retrying may succeed: server errors (5xx),
-// 408 Request Timeout and 429 Too Many Requests are; other statuses are
-// not.
+// Temporary reports whether retrying may succeed: server errors (5xx)
+// are; client errors (4xx, 408 and 429 included) and the rest are not.
 func (e *StatusError) Temporary() bool {
-	return e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests
+	return e.StatusCode >= 500
 }
 
 // labelled is an error of package archive relabelled with one of this
