@@ -135,10 +135,7 @@ func (s *Server) destroy(r *http.Request) (any, error) {
 
 func (s *Server) stopContainer(r *http.Request) (any, error) {
 	var req wire.StopRequest
-	if err := s.decode(r, &req); err != nil {
-		return nil, err
-	}
-	c, err := s.lookup(r)
+	c, err := s.decodeFor(r, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -273,10 +270,7 @@ func (s *Server) updateLimits(r *http.Request, change func(*container.Limits)) (
 
 func (s *Server) limitDisk(r *http.Request) (any, error) {
 	var req wire.LimitDiskRequest
-	if err := s.decode(r, &req); err != nil {
-		return nil, err
-	}
-	c, err := s.lookup(r)
+	c, err := s.decodeFor(r, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -288,10 +282,7 @@ func (s *Server) limitDisk(r *http.Request) (any, error) {
 
 func (s *Server) limitBandwidth(r *http.Request) (any, error) {
 	var bw container.Bandwidth
-	if err := s.decode(r, &bw); err != nil {
-		return nil, err
-	}
-	c, err := s.lookup(r)
+	c, err := s.decodeFor(r, &bw)
 	if err != nil {
 		return nil, err
 	}
@@ -303,10 +294,7 @@ func (s *Server) limitBandwidth(r *http.Request) (any, error) {
 
 func (s *Server) netIn(r *http.Request) (any, error) {
 	var req wire.NetInRequest
-	if err := s.decode(r, &req); err != nil {
-		return nil, err
-	}
-	c, err := s.lookup(r)
+	c, err := s.decodeFor(r, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -315,10 +303,7 @@ func (s *Server) netIn(r *http.Request) (any, error) {
 
 func (s *Server) netOut(r *http.Request) (any, error) {
 	var rule container.NetOutRule
-	if err := s.decode(r, &rule); err != nil {
-		return nil, err
-	}
-	c, err := s.lookup(r)
+	c, err := s.decodeFor(r, &rule)
 	if err != nil {
 		return nil, err
 	}
@@ -410,10 +395,7 @@ func reservedProperty(key string) error {
 
 func (s *Server) setProperty(r *http.Request) (any, error) {
 	var req wire.PropertyRequest
-	if err := s.decode(r, &req); err != nil {
-		return nil, err
-	}
-	c, err := s.lookup(r)
+	c, err := s.decodeFor(r, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -440,10 +422,7 @@ func (s *Server) removeProperty(r *http.Request) (any, error) {
 // property the grace time route reads.
 func (s *Server) setGraceTime(r *http.Request) (any, error) {
 	var req wire.GraceTimeRequest
-	if err := s.decode(r, &req); err != nil {
-		return nil, err
-	}
-	c, err := s.lookup(r)
+	c, err := s.decodeFor(r, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -455,4 +434,13 @@ func (s *Server) setGraceTime(r *http.Request) (any, error) {
 		return struct{}{}, c.RemoveProperty(r.Context(), wire.PropertyGraceTime)
 	}
 	return struct{}{}, c.SetProperty(r.Context(), wire.PropertyGraceTime, d.String())
+}
+
+// decodeFor decodes the request's body into v and looks up the container
+// it names, the two steps of every request that changes a container.
+func (s *Server) decodeFor(r *http.Request, v any) (*container.Container, error) {
+	if err := s.decode(r, v); err != nil {
+		return nil, err
+	}
+	return s.lookup(r)
 }
