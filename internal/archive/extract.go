@@ -699,14 +699,8 @@ func (x *extractor) dir(name string, hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
-	if x.chown {
-		uid, gid, err := x.ids(hdr)
-		if err != nil {
-			return err
-		}
-		if err := d.Lchown(base, uid, gid); err != nil {
-			return err
-		}
+	if err := x.lchown(d, base, hdr); err != nil {
+		return err
 	}
 	atime, mtime := times(hdr)
 	meta := dirMeta{name: name, mode: x.mode(hdr, false), atime: atime, mtime: mtime}
@@ -772,14 +766,8 @@ func (x *extractor) symlink(name string, hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
-	if x.chown {
-		uid, gid, err := x.ids(hdr)
-		if err != nil {
-			return err
-		}
-		if err := d.Lchown(base, uid, gid); err != nil {
-			return err
-		}
+	if err := x.lchown(d, base, hdr); err != nil {
+		return err
 	}
 	if x.opts.PreserveTimes {
 		atime, mtime := times(hdr)
@@ -840,14 +828,8 @@ func (x *extractor) device(name string, hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
-	if x.chown {
-		uid, gid, err := x.ids(hdr)
-		if err != nil {
-			return err
-		}
-		if err := d.Lchown(base, uid, gid); err != nil {
-			return err
-		}
+	if err := x.lchown(d, base, hdr); err != nil {
+		return err
 	}
 	if err := d.Chmod(base, perm); err != nil { // mknod applied the umask
 		return err
@@ -887,4 +869,16 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
+}
+
+// lchown gives base in d the owner of hdr, mapped, when Chown applies.
+func (x *extractor) lchown(d *os.Root, base string, hdr *tar.Header) error {
+	if !x.chown {
+		return nil
+	}
+	uid, gid, err := x.ids(hdr)
+	if err != nil {
+		return err
+	}
+	return d.Lchown(base, uid, gid)
 }
